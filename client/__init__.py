@@ -1,0 +1,1 @@
+"""The site client: ClientApp, local training, site daemon launcher."""

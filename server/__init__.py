@@ -1,0 +1,1 @@
+"""The coordinating server: ServerApp, strategy set-up, checkpoints, provisioning, launcher."""

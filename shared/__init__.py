@@ -1,0 +1,1 @@
+"""Code used by both the server and the site clients: tasks, models, DICOM pipeline, config."""

@@ -1,0 +1,1 @@
+"""Local multi-site simulation and the synthetic hospital site generator."""
