@@ -13,6 +13,7 @@ from shared.errors import MedFleetError
 # Heavy imports (torch, flwr) stay inside the command functions so `--help` is fast.
 COMMAND_MODULES = (
     "simulations.cli",
+    "simulations.synth.cli",
     "shared.dicom.cli",
     "server.cli",
     "client.cli",

@@ -50,6 +50,7 @@ class SecAggConfig:
     num_shares: int = 3
     threshold: int = 2
     clipping_range: float = 8.0
+    max_weight: float = 10000.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class RunConfig:
                 num_shares=_get(cfg, "secagg-num-shares", int, 3),
                 threshold=_get(cfg, "secagg-threshold", int, 2),
                 clipping_range=_get(cfg, "secagg-clipping-range", float, 8.0),
+                max_weight=_get(cfg, "secagg-max-weight", float, 10000.0),
             ),
             options=dict(cfg),
         )
@@ -127,6 +129,7 @@ class RunConfig:
                 "secagg-num-shares": self.secagg.num_shares,
                 "secagg-threshold": self.secagg.threshold,
                 "secagg-clipping-range": self.secagg.clipping_range,
+                "secagg-max-weight": self.secagg.max_weight,
             }
         )
         return out
