@@ -1,0 +1,37 @@
+"""The MedFleet ClientApp: one per site, for simulation and deployment alike."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flwr.client import Client, ClientApp
+from flwr.common import Context
+
+from client.data_cache import load_site_cached
+from client.mods import privacy_guard_mod, secagg_mod
+from client.site_client import SiteClient
+from shared.config import RunConfig, SiteConfig
+from shared.tasks import get_task
+
+__all__ = ["app", "build_client_app"]
+
+
+def build_client_app(overrides: Mapping[str, Any] | None = None) -> ClientApp:
+    """Build the ClientApp; `overrides` fuse over the run config (used by `medfleet sim`)."""
+    bound = dict(overrides or {})
+
+    def client_fn(context: Context) -> Client:
+        run = RunConfig.from_mapping({**context.run_config, **bound})
+        site = SiteConfig.from_node_config(context.node_config, run)
+        task = get_task(run)
+        data = load_site_cached(task, site.data_dir, site.cache_dir)
+        dump = context.node_config.get("debug-dump-dir")
+        return SiteClient(task, data, run, site, Path(str(dump)) if dump else None).to_client()
+
+    # privacy_guard_mod is outermost so that it also scrubs failures inside SecAgg+.
+    return ClientApp(client_fn=client_fn, mods=[privacy_guard_mod, secagg_mod])
+
+
+app = build_client_app()

@@ -1,0 +1,96 @@
+"""SiteClient: a Flower NumPyClient that runs one task on one site's private data."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from flwr.client import NumPyClient
+from flwr.common import NDArrays, Scalar
+
+from shared.config import RunConfig, SiteConfig, resolve_device
+from shared.tasks.base import SiteData, Task, TrainSettings
+from shared.weights import check_finite
+
+__all__ = ["SiteClient"]
+
+logger = logging.getLogger("medfleet.site")
+
+
+class SiteClient(NumPyClient):
+    """Trains and evaluates the global model at one site; returns weights and scores only."""
+
+    def __init__(
+        self,
+        task: Task,
+        data: SiteData,
+        run: RunConfig,
+        site: SiteConfig,
+        dump_dir: Path | None = None,
+    ) -> None:
+        self.task = task
+        self.data = data
+        self.run = run
+        self.site = site
+        self.device = torch.device(resolve_device(site.device))
+        self.model = task.build_model()
+        self.dump_dir = dump_dir
+
+    def _settings(self, config: dict[str, Scalar]) -> TrainSettings:
+        return TrainSettings(
+            local_epochs=int(config.get("local-epochs", self.run.local_epochs)),
+            batch_size=self.run.batch_size,
+            lr=float(config.get("lr", self.run.lr)),
+            seed=self.run.seed,
+            device=self.device,
+            server_round=int(config.get("server-round", 1)),
+        )
+
+    def get_parameters(self, config: dict[str, Scalar]) -> NDArrays:
+        return self.task.get_weights(self.model)
+
+    def fit(self, parameters: NDArrays, config: dict[str, Scalar]) -> tuple[NDArrays, int, dict[str, Scalar]]:
+        self.task.set_weights(self.model, parameters)
+        settings = self._settings(config)
+        result = self.task.train_round(self.model, self.data, settings)
+        arrays = self.task.get_weights(self.model)
+        check_finite(arrays, f"site '{self.site.name}' local update")
+        if "secagg-max-weight" in config:
+            from shared.secagg import check_update_fits
+
+            check_update_fits(
+                arrays,
+                result.num_examples,
+                float(config["secagg-max-weight"]),
+                float(config["secagg-clipping-range"]),
+            )
+        if self.dump_dir is not None:
+            self.dump_dir.mkdir(parents=True, exist_ok=True)
+            path = self.dump_dir / f"round-{settings.server_round}.npz"
+            np.savez(path, *arrays, num_examples=result.num_examples)
+        logger.info(
+            "round %d: trained on %d images (%s)",
+            settings.server_round, result.num_examples, _fmt(result.metrics),
+        )
+        return arrays, result.num_examples, self._metrics(result.metrics, with_report=True)
+
+    def evaluate(self, parameters: NDArrays, config: dict[str, Scalar]) -> tuple[float, int, dict[str, Scalar]]:
+        self.task.set_weights(self.model, parameters)
+        result = self.task.evaluate(self.model, self.data, self._settings(config))
+        logger.info("validation on %d images: %s", result.num_examples, _fmt(result.metrics))
+        loss = float(result.metrics.get("loss", 0.0))
+        return loss, result.num_examples, self._metrics(result.metrics, with_report=False)
+
+    def _metrics(self, metrics: dict[str, float], with_report: bool) -> dict[str, Scalar]:
+        # Counts and scores only; the site's name is the one string that leaves.
+        out: dict[str, Scalar] = {k: float(v) for k, v in metrics.items()}
+        out["site"] = self.site.name
+        if with_report:
+            out.update({f"data_{k}": int(v) for k, v in self.data.report.items()})
+        return out
+
+
+def _fmt(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())

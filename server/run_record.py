@@ -1,0 +1,133 @@
+"""The machine-readable run record (run.json) and the per-round table shown to the user."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from shared.config import RunConfig
+
+__all__ = ["RunRecorder"]
+
+OVERALL = "overall (weighted)"
+
+
+class RunRecorder:
+    """Collects per-round, per-site and aggregated metrics; rewrites run.json each round.
+
+    Every write is atomic (temp file + rename), so a crash mid-run leaves the record of
+    all completed rounds intact.
+    """
+
+    def __init__(self, out_dir: Path, run: RunConfig, table_metrics: Sequence[str]) -> None:
+        self.out_dir = out_dir
+        self.path = out_dir / "run.json"
+        self.table_metrics = tuple(table_metrics)
+        self.console = Console(width=max(100, Console().width))
+        self.record: dict[str, Any] = {
+            "medfleet_version": _version(),
+            "task": run.task,
+            "config": run.to_mapping(),
+            "started": _now(),
+            "finished": None,
+            "status": "running",
+            "rounds": [],
+        }
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self._write()
+
+    def _round(self, server_round: int) -> dict[str, Any]:
+        for entry in self.record["rounds"]:
+            if entry["round"] == server_round:
+                return entry
+        entry = {"round": server_round, "fit": None, "evaluate": None, "files": {}}
+        self.record["rounds"].append(entry)
+        return entry
+
+    def record_stage(
+        self,
+        stage: str,
+        server_round: int,
+        per_site: Mapping[str, Mapping[str, Any]],
+        aggregated: Mapping[str, float],
+        failures: int,
+    ) -> None:
+        """Store one stage ('fit' or 'evaluate') of a round and rewrite run.json."""
+        self._round(server_round)[stage] = {
+            "sites": {name: _clean(m) for name, m in sorted(per_site.items())},
+            "aggregated": _clean(aggregated),
+            "failures": failures,
+        }
+        self._write()
+
+    def record_files(self, server_round: int, files: Mapping[str, str]) -> None:
+        """Remember files written for a round (checkpoint, sample grid, ...)."""
+        self._round(server_round)["files"].update(files)
+        self._write()
+
+    def print_round(self, server_round: int) -> None:
+        """Print the round's table: one row per site and the weighted overall row."""
+        entry = self._round(server_round)
+        rows: dict[str, dict[str, Any]] = {}
+        for stage in ("fit", "evaluate"):
+            if entry[stage]:
+                for name, metrics in entry[stage]["sites"].items():
+                    rows.setdefault(name, {}).update(metrics)
+                rows.setdefault(OVERALL, {}).update(entry[stage]["aggregated"])
+        table = Table(title=f"Round {server_round}/{self.record['config']['num-server-rounds']}")
+        table.add_column("site")
+        table.add_column("n val", justify="right")
+        for name in self.table_metrics:
+            table.add_column(name, justify="right")
+        for name, metrics in sorted(rows.items(), key=lambda kv: kv[0] == OVERALL):
+            cells = [_cell(metrics.get(m)) for m in self.table_metrics]
+            n_val = metrics.get("num_examples_val")
+            table.add_row(name, "" if n_val is None else str(int(n_val)), *cells,
+                          style="bold" if name == OVERALL else None)
+        self.console.print(table)
+
+    def finish(self, status: str, extra: Mapping[str, Any] | None = None) -> None:
+        """Mark the run finished (or failed) and write the final record."""
+        self.record.update(status=status, finished=_now(), **(extra or {}))
+        self._write()
+
+    def _write(self) -> None:
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.record, indent=2, sort_keys=False))
+        os.replace(tmp, self.path)
+
+
+def _clean(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    # JSON has no NaN: an undefined score (e.g. AUC with one class) is stored as null.
+    return {
+        k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()
+    }
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("medfleet")
+    except PackageNotFoundError:
+        return "unknown"

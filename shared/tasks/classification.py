@@ -1,0 +1,163 @@
+"""Lesion classification task: LesionCNN over a site's DICOM images with labels.csv."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from monai.data import CacheDataset, DataLoader, PersistentDataset
+from monai.transforms import (
+    Compose,
+    EnsureTyped,
+    RandAffined,
+    RandFlipd,
+    RandGaussianNoised,
+    Resized,
+    ScaleIntensityRangePercentilesd,
+)
+from torch import nn
+
+from shared.config import RunConfig
+from shared.data import read_label_manifest, split_by_patient
+from shared.dicom import ImageRecord, index_folder
+from shared.dicom.transforms import LoadDicomImaged
+from shared.errors import ConfigError, DataError
+from shared.metrics import classification_metrics, pooled_classification_metrics
+from shared.models import LesionCNN
+from shared.tasks.base import RoundResult, SiteData, Task, TrainSettings
+
+__all__ = ["ClassificationTask"]
+
+
+class ClassificationTask(Task):
+    """Binary lesion classification (0 benign, 1 malignant) on 2D DICOM images.
+
+    Run-config options: `image-size` (side of the square network input, default 64),
+    `val-fraction` (patients held out for validation at each site, default 0.2).
+    """
+
+    name: ClassVar[str] = "classification"
+    table_metrics: ClassVar[tuple[str, ...]] = (
+        "train_loss", "loss", "accuracy", "precision", "recall", "f1", "auc",
+    )
+
+    def __init__(self, config: RunConfig) -> None:
+        super().__init__(config)
+        self.image_size = int(config.options.get("image-size", 64))
+        self.val_fraction = float(config.options.get("val-fraction", 0.2))
+        if not 16 <= self.image_size <= 512:
+            raise ConfigError(f"config key 'image-size' must be in [16, 512], got {self.image_size}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"config key 'val-fraction' must be in (0, 1), got {self.val_fraction}")
+
+    def build_model(self) -> nn.Module:
+        torch.manual_seed(self.config.seed)
+        return LesionCNN(in_channels=1, num_classes=2)
+
+    def _transforms(self, train: bool) -> Compose:
+        size = (self.image_size, self.image_size)
+        steps: list[Any] = [
+            LoadDicomImaged(keys="image"),
+            # Percentile scaling absorbs scanner differences in HU offset and gain.
+            ScaleIntensityRangePercentilesd("image", 0.5, 99.5, 0.0, 1.0, clip=True),
+            Resized("image", spatial_size=size),
+        ]
+        if train:
+            steps += [
+                RandFlipd("image", prob=0.5, spatial_axis=0),
+                RandFlipd("image", prob=0.5, spatial_axis=1),
+                RandAffined("image", prob=0.5, rotate_range=0.3, scale_range=0.1),
+                RandGaussianNoised("image", prob=0.3, std=0.02),
+            ]
+        steps.append(EnsureTyped(keys="image", dtype=torch.float32, track_meta=False))
+        return Compose(steps)
+
+    def load_site(self, site_dir: Path, cache_dir: Path | None = None) -> SiteData:
+        records, report = index_folder(site_dir)
+        labels = read_label_manifest(site_dir)
+        labelled = [r for r in records if r.sop_instance_uid in labels]
+        if not labelled:
+            raise DataError(
+                "site has no usable labelled images: check `medfleet data check` and that "
+                "labels.csv lists the images' SOP Instance UIDs"
+            )
+        train, val = split_by_patient(
+            labelled, lambda r: r.patient_key, self.val_fraction, self.config.seed
+        )
+        if not train:
+            raise DataError("site needs images of at least 2 patients (one for validation)")
+        counts = dict(report.summary())
+        counts["unlabelled"] = len(records) - len(labelled)
+        return SiteData(
+            name=site_dir.name,
+            train=self._dataset(_items(train, labels), True, cache_dir),
+            val=self._dataset(_items(val, labels), False, cache_dir),
+            report=counts,
+        )
+
+    def _dataset(self, items: list[dict[str, Any]], train: bool, cache_dir: Path | None) -> Any:
+        transform = self._transforms(train)
+        if cache_dir is not None:
+            # On-disk cache: a site daemon's later runs skip decoding entirely.
+            return PersistentDataset(items, transform, cache_dir=cache_dir)
+        return CacheDataset(items, transform, cache_rate=1.0, num_workers=0, progress=False)
+
+    def train_round(self, model: nn.Module, data: SiteData, settings: TrainSettings) -> RoundResult:
+        torch.manual_seed(settings.seed + settings.server_round)
+        model.to(settings.device).train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+        loss_fn = nn.CrossEntropyLoss()
+        loader = DataLoader(data.train, batch_size=settings.batch_size, shuffle=True)
+        total, seen = 0.0, 0
+        for _ in range(settings.local_epochs):
+            for batch in loader:
+                images = batch["image"].to(settings.device)
+                targets = batch["label"].long().to(settings.device)
+                optimizer.zero_grad()
+                loss = loss_fn(model(images), targets)
+                loss.backward()
+                optimizer.step()
+                total += float(loss) * len(targets)
+                seen += len(targets)
+        return RoundResult(data.num_train, {"train_loss": total / max(seen, 1)})
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, data: SiteData, settings: TrainSettings) -> RoundResult:
+        model.to(settings.device).eval()
+        loss_fn = nn.CrossEntropyLoss(reduction="sum")
+        loss, labels, probs = 0.0, [], []
+        for batch in DataLoader(data.val, batch_size=settings.batch_size):
+            logits = model(batch["image"].to(settings.device))
+            targets = batch["label"].long().to(settings.device)
+            loss += float(loss_fn(logits, targets))
+            labels.append(targets.cpu().numpy())
+            probs.append(torch.softmax(logits, dim=1)[:, 1].cpu().numpy())
+        if not labels:
+            return RoundResult(0, {})
+        y, p = np.concatenate(labels), np.concatenate(probs)
+        metrics = classification_metrics(y, p)
+        metrics["loss"] = loss / len(y)
+        return RoundResult(len(y), metrics)
+
+    def aggregate_metrics(
+        self, results: Sequence[tuple[int, Mapping[str, Any]]]
+    ) -> dict[str, float]:
+        return pooled_classification_metrics(results)
+
+
+def _items(records: list[ImageRecord], labels: Mapping[str, int]) -> list[dict[str, Any]]:
+    items = []
+    for record in records:
+        stat = record.path.stat()
+        items.append(
+            {
+                "image": str(record.path),
+                "label": labels[record.sop_instance_uid],
+                # Part of PersistentDataset's cache key: a changed file is decoded again.
+                "signature": f"{stat.st_size}:{stat.st_mtime_ns}",
+            }
+        )
+    return items
