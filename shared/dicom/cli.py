@@ -1,0 +1,44 @@
+"""The `medfleet data check DIR` command: index a site's DICOM folder and print its report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``data`` command group and its ``check`` sub-command."""
+    data = subparsers.add_parser("data", help="inspect a site's DICOM data")
+    actions = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    check = actions.add_parser(
+        "check",
+        help="index a DICOM folder and report usable images and skipped files",
+        description="Index DIR and report files, series, usable images per modality and "
+        "skipped files by reason. Exit code 0 when at least one image is usable.",
+    )
+    check.add_argument("dir", type=Path, metavar="DIR", help="the site's data folder")
+    # Own dest: `verbose` is the top-level debug-logging flag and would be overwritten.
+    check.add_argument(
+        "--verbose",
+        dest="list_skipped",
+        action="store_true",
+        help="list each skipped file with its reason (paths stay on this site)",
+    )
+    check.add_argument("--json", action="store_true", help="print the count summary as JSON")
+    check.set_defaults(func=run_check)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Index ``args.dir`` and print its report; return 0 when an image is usable, else 1."""
+    from shared.dicom.index import index_folder
+
+    records, report = index_folder(args.dir)
+    if args.json:
+        print(json.dumps(report.summary(), indent=2))
+    else:
+        print(f"MedFleet data check: {args.dir}")
+        print(report.format(verbose=args.list_skipped))
+    return 0 if records else 1

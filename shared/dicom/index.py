@@ -1,0 +1,127 @@
+"""Index a site's data folder: every usable image record plus a report of skipped files."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+from shared.dicom.header import HeaderError, read_header
+from shared.dicom.reasons import SkipReason
+from shared.dicom.records import ImageRecord
+from shared.dicom.report import DataReport
+from shared.dicom.validate import classify
+from shared.errors import DataError
+
+__all__ = ["SIDECAR_SUFFIXES", "clear_index_cache", "index_folder"]
+
+logger = logging.getLogger(__name__)
+
+# Label manifests and notes that live next to the images; ignored without a report line.
+SIDECAR_SUFFIXES = frozenset({".csv", ".json", ".md", ".txt"})
+_CACHE_SIZE = 8
+_Listing = list[tuple[Path, int, int]]
+_cache: OrderedDict[tuple[str, str], tuple[list[ImageRecord], DataReport]] = OrderedDict()
+
+
+def index_folder(root: Path) -> tuple[list[ImageRecord], DataReport]:
+    """Read the header of every file under `root` and keep the usable images.
+
+    Results are memoised in-process by folder and by a signature of its listing (paths,
+    sizes, modification times), so a second call on an unchanged folder reads no header.
+
+    Parameters
+    ----------
+    root : Path
+        The site's data folder, walked recursively; hidden folders and files are skipped.
+
+    Returns
+    -------
+    records : list[ImageRecord]
+        Usable images, sorted by path.
+    report : DataReport
+        Counts by modality and by skip reason, plus the site-local skipped file list.
+    """
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise DataError("data folder not found: set the site's data-dir to an existing folder")
+    listing = _list_files(root)
+    key = (str(root), _signature(root, listing))
+    if key in _cache:
+        _cache.move_to_end(key)
+        records, report = _cache[key]
+    else:
+        records, report = _index(listing)
+        _cache[key] = (records, report)
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return list(records), copy.deepcopy(report)
+
+
+def clear_index_cache() -> None:
+    """Forget every memoised index (tests, or after files change within one mtime tick)."""
+    _cache.clear()
+
+
+def _list_files(root: Path) -> _Listing:
+    """Return (path, size, mtime_ns) of candidate files, sorted, sidecars left out."""
+    listing: _Listing = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [name for name in dirs if not name.startswith(".")]
+        for name in files:
+            path = Path(folder, name)
+            if name.startswith(".") or path.suffix.lower() in SIDECAR_SUFFIXES:
+                continue
+            try:
+                stat = path.stat()
+            except OSError:
+                stat = None
+            listing.append((path, stat.st_size if stat else -1, stat.st_mtime_ns if stat else -1))
+    return sorted(listing)
+
+
+def _signature(root: Path, listing: _Listing) -> str:
+    """Hash of the listing; any added, removed, resized or touched file changes it."""
+    digest = hashlib.sha256()
+    for path, size, mtime in listing:
+        digest.update(f"{path.relative_to(root)}\0{size}\0{mtime}\n".encode())
+    return digest.hexdigest()
+
+
+def _index(listing: _Listing) -> tuple[list[ImageRecord], DataReport]:
+    """Classify every listed file; the first file of a duplicated instance wins."""
+    records: list[ImageRecord] = []
+    report = DataReport(files=len(listing))
+    seen: set[str] = set()
+    for path, _, _ in listing:
+        outcome = _classify_file(path)
+        if isinstance(outcome, ImageRecord) and outcome.sop_instance_uid in seen:
+            outcome = SkipReason.DUPLICATE
+        if isinstance(outcome, ImageRecord):
+            seen.add(outcome.sop_instance_uid)
+            records.append(outcome)
+            modality = outcome.modality
+            report.usable_by_modality[modality] = report.usable_by_modality.get(modality, 0) + 1
+        else:
+            report.add_skip(path, outcome.value)
+    report.series = len({record.series_instance_uid for record in records})
+    logger.debug(
+        "indexed %d files: %d usable, %d skipped", report.files, len(records), report.skipped
+    )
+    return records, report
+
+
+def _classify_file(path: Path) -> ImageRecord | SkipReason:
+    """Read one file's header and classify it; never raises for a bad file."""
+    try:
+        return classify(path, read_header(path))
+    except HeaderError as err:
+        return err.reason
+    except OSError:
+        return SkipReason.UNREADABLE
+    except Exception:  # noqa: BLE001 - any parser failure on a damaged file is a skip
+        logger.debug("unexpected failure while reading a DICOM header", exc_info=True)
+        return SkipReason.TRUNCATED

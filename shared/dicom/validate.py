@@ -1,0 +1,114 @@
+"""Decide from its header whether one DICOM file is a usable image for a model."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+from pydicom.pixels import get_decoder
+from pydicom.pixels.utils import get_expected_length
+
+from shared.dicom.header import PIXEL_DATA, Header, transfer_syntax
+from shared.dicom.kinds import ObjectKind, object_kind
+from shared.dicom.reasons import SkipReason
+from shared.dicom.records import ImageRecord, patient_key
+
+__all__ = ["INDEXED_KINDS", "REQUIRED_ATTRIBUTES", "SUPPORTED_PHOTOMETRIC", "classify"]
+
+# Object kinds that become ImageRecords; other kinds are skipped as non-image objects.
+INDEXED_KINDS = frozenset({ObjectKind.IMAGE})
+REQUIRED_ATTRIBUTES = (
+    "SOPInstanceUID",
+    "SeriesInstanceUID",
+    "Rows",
+    "Columns",
+    "SamplesPerPixel",
+    "BitsAllocated",
+    "BitsStored",
+    "PixelRepresentation",
+    "PhotometricInterpretation",
+)
+SUPPORTED_PHOTOMETRIC = frozenset({"MONOCHROME1", "MONOCHROME2"})
+_BITS_ALLOCATED = frozenset({1, 8, 16, 32})
+# Modality is a Code String: short upper-case code; anything else is reported as unknown.
+_MODALITY_PATTERN = re.compile(r"[A-Z0-9_]{1,16}")
+
+
+def classify(path: Path, header: Header) -> ImageRecord | SkipReason:
+    """Return the image record of a file, or the reason it cannot feed a model.
+
+    Parameters
+    ----------
+    path : Path
+        The file, stored in the record.
+    header : Header
+        Its header, as read by `read_header`.
+
+    Returns
+    -------
+    ImageRecord or SkipReason
+        The record when every check passes, else the first failing check's reason.
+    """
+    ds, pixel = header.dataset, header.pixel_data
+    has_pixels = pixel is not None and pixel.tag == PIXEL_DATA
+    kind = object_kind(ds, has_pixels)
+    if kind is ObjectKind.DIRECTORY or "DirectoryRecordSequence" in ds:
+        return SkipReason.DICOMDIR
+    if kind not in INDEXED_KINDS or not has_pixels:
+        return SkipReason.NON_IMAGE
+    if any(ds.get(name) in (None, "") for name in REQUIRED_ATTRIBUTES):
+        return SkipReason.MISSING_ATTRIBUTE
+    try:
+        return _check_image(path, ds, header)
+    except (ValueError, TypeError, AttributeError, OverflowError):
+        # Malformed values (e.g. "abc" in an integer string) fail conversion.
+        return SkipReason.INVALID_ATTRIBUTE
+
+
+def _check_image(path: Path, ds: Dataset, header: Header) -> ImageRecord | SkipReason:
+    """Check photometry, geometry, decoder and pixel length; build the record."""
+    if ds.PhotometricInterpretation not in SUPPORTED_PHOTOMETRIC or ds.SamplesPerPixel != 1:
+        return SkipReason.UNSUPPORTED_PHOTOMETRIC
+    frames = int(ds.get("NumberOfFrames") or 1)
+    if min(ds.Rows, ds.Columns, frames) < 1 or ds.BitsAllocated not in _BITS_ALLOCATED:
+        return SkipReason.INVALID_ATTRIBUTE
+    if not _decoder_available(ds):
+        return SkipReason.UNSUPPORTED_TRANSFER_SYNTAX
+    pixel = header.pixel_data
+    assert pixel is not None  # checked by the caller
+    if pixel.length is None:
+        # A frame may span fragments, but a fragment never holds two frames.
+        if pixel.fragments < frames:
+            return SkipReason.TRUNCATED
+    elif pixel.length < get_expected_length(ds):
+        return SkipReason.TRUNCATED
+    return _record(path, ds, frames)
+
+
+def _decoder_available(ds: Dataset) -> bool:
+    """Whether pydicom has a working decoder (plugin installed) for the transfer syntax."""
+    try:
+        return bool(get_decoder(transfer_syntax(ds)).is_available)
+    except NotImplementedError:
+        return False
+
+
+def _record(path: Path, ds: Dataset, frames: int) -> ImageRecord:
+    """Build the record of a validated image dataset."""
+    modality = str(ds.get("Modality") or "")
+    number = ds.get("InstanceNumber")
+    series_uid = str(ds.SeriesInstanceUID)
+    return ImageRecord(
+        path=path,
+        sop_instance_uid=str(ds.SOPInstanceUID),
+        series_instance_uid=series_uid,
+        patient_key=patient_key(
+            str(ds.get("PatientID") or ""), str(ds.get("StudyInstanceUID") or ""), series_uid
+        ),
+        modality=modality if _MODALITY_PATTERN.fullmatch(modality) else "unknown",
+        rows=int(ds.Rows),
+        columns=int(ds.Columns),
+        frames=frames,
+        instance_number=int(number) if number not in (None, "") else None,
+    )
