@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "simulations.cli",
     "simulations.synth.cli",
     "shared.dicom.cli",
+    "shared.volumes.cli",
     "server.cli",
     "client.cli",
 )
