@@ -79,16 +79,16 @@ def draw_lung(grid: Grid, rng: np.random.Generator) -> np.ndarray:
     return LUNG_HU + 18.0 * texture
 
 
-def _tube_fraction(distance_mm: np.ndarray, radius_mm: float) -> np.ndarray:
+def _tube_fraction(distance_mm: np.ndarray, radius_mm: np.ndarray | float) -> np.ndarray:
     """Partial-volume fraction of a tube of ``radius_mm`` at a distance from its axis."""
     return np.clip((radius_mm - distance_mm) / 0.6 + 0.5, 0.0, 1.0)
 
 
 def draw_vessels(hu: np.ndarray, grid: Grid, rng: np.random.Generator) -> None:
-    """Blend a few curved, tapering vessels (quadratic Bezier tubes) into ``hu`` in place."""
+    """Blend a few curved vessels that taper along their course into ``hu`` in place."""
     half = grid.half_fov_mm
     t = np.linspace(0.0, 1.0, int(8 * half / grid.spacing_mm))[:, None]
-    for _ in range(int(rng.integers(3, 8))):
+    for _ in range(int(rng.integers(1, 5))):
         p0, p1, p2 = rng.uniform(-1.2 * half, 1.2 * half, size=(3, 2))
         curve = (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
         cols = np.round(curve[:, 0] / grid.spacing_mm + (hu.shape[1] - 1) / 2).astype(int)
@@ -98,9 +98,13 @@ def draw_vessels(hu: np.ndarray, grid: Grid, rng: np.random.Generator) -> None:
             continue
         axis = np.ones(hu.shape, dtype=bool)
         axis[rows[inside], cols[inside]] = False
-        distance = ndimage.distance_transform_edt(axis) * grid.spacing_mm
-        fraction = _tube_fraction(distance, float(rng.uniform(0.6, 2.2)))
-        hu += fraction * (float(rng.normal(40.0, 15.0)) - hu)
+        position = np.zeros(hu.shape)
+        position[rows[inside], cols[inside]] = t[inside, 0]
+        distance, nearest = ndimage.distance_transform_edt(axis, return_indices=True)
+        # Vessels narrow towards the periphery: radius shrinks along the curve.
+        radius = float(rng.uniform(0.6, 1.8)) * (1.0 - 0.6 * position[nearest[0], nearest[1]])
+        fraction = _tube_fraction(distance * grid.spacing_mm, radius)
+        hu += fraction * (float(rng.normal(30.0, 15.0)) - hu)
 
 
 def draw_chest_wall(hu: np.ndarray, grid: Grid, wall: ChestWall) -> None:
@@ -113,8 +117,8 @@ def draw_chest_wall(hu: np.ndarray, grid: Grid, wall: ChestWall) -> None:
     # Ribs: ovals in the muscle layer, spaced along the wall.
     nx, ny = np.cos(wall.normal_angle), np.sin(wall.normal_angle)
     across = -grid.x * ny + grid.y * nx
-    along_rib = (across + wall.rib_phase_mm) % 28.0 - 14.0
-    rib = ((depth - 7.0) / 4.0) ** 2 + (along_rib / 6.5) ** 2
+    along_rib = (across + wall.rib_phase_mm) % 36.0 - 18.0
+    rib = ((depth - 7.0) / 4.5) ** 2 + (along_rib / 7.5) ** 2
     cortex = np.clip((1.0 - rib) / 0.15, 0.0, 1.0)
     hu += cortex * (BONE_CORTEX_HU - hu)
     marrow = np.clip((0.55 - rib) / 0.15, 0.0, 1.0)
@@ -132,4 +136,4 @@ def sample_chest_wall(
     across = -clear_of_mm[0] * ny + clear_of_mm[1] * nx
     # The pleura bends towards the lung away from the axis, so push it out accordingly.
     distance = along + clearance_mm + curvature * across**2 + float(rng.uniform(2.0, 40.0))
-    return ChestWall(angle, distance, curvature, float(rng.uniform(0.0, 28.0)))
+    return ChestWall(angle, distance, curvature, float(rng.uniform(0.0, 36.0)))

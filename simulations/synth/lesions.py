@@ -1,4 +1,4 @@
-"""Pulmonary nodules: smooth homogeneous benign ones, lobulated spiculated heterogeneous malignant ones."""
+"""Pulmonary nodules: smooth homogeneous benign ones, irregular heterogeneous malignant ones."""
 
 from __future__ import annotations
 
@@ -50,9 +50,9 @@ class Lesion:
 def _class_score(malignant: bool, difficulty: float, rng: np.random.Generator) -> float:
     """Draw a 0-1 morphology score; the classes overlap more as ``difficulty`` grows."""
     if malignant:
-        score = rng.normal(0.75 - 0.25 * difficulty, 0.15 + 0.15 * difficulty)
+        score = rng.normal(0.85 - 0.3 * difficulty, 0.1 + 0.15 * difficulty)
     else:
-        score = rng.normal(0.1 + 0.15 * difficulty, 0.1 + 0.15 * difficulty)
+        score = rng.normal(0.05 + 0.2 * difficulty, 0.08 + 0.12 * difficulty)
     return float(np.clip(score, 0.0, 1.0))
 
 
@@ -80,18 +80,18 @@ def sample_lesion(
     irregularity = _class_score(malignant, difficulty, rng)
     heterogeneity = _class_score(malignant, difficulty, rng)
     # Sizes overlap: malignant nodules are larger on average only.
-    diameter = float(np.clip(rng.lognormal(np.log(15.0 if malignant else 11.0), 0.3), 5.0, 30.0))
+    diameter = float(np.clip(rng.lognormal(np.log(19.0 if malignant else 14.0), 0.3), 6.0, 35.0))
     ovality = float(rng.uniform(0.0, 0.22))
     harmonics = [(2, ovality, float(rng.uniform(0, 2 * np.pi)))]
     for order in range(3, 8):
-        amplitude = irregularity * 0.16 * float(rng.uniform(0.3, 1.0)) / np.sqrt(order - 2)
+        amplitude = irregularity * 0.24 * float(rng.uniform(0.3, 1.0)) / np.sqrt(order - 2)
         harmonics.append((order, amplitude, float(rng.uniform(0, 2 * np.pi))))
     n_spicules = int(rng.poisson(9.0 * irregularity**2))
     spicules = tuple(
         (
             float(rng.uniform(0, 2 * np.pi)),
-            float(diameter / 2 * rng.uniform(0.4, 1.1)),
-            float(rng.uniform(0.35, 0.7)),
+            float(diameter / 2 * rng.uniform(0.5, 1.3)),
+            float(rng.uniform(0.5, 0.9)),
         )
         for _ in range(n_spicules)
     )
@@ -138,8 +138,8 @@ def draw_lesion(hu: np.ndarray, grid: Grid, lesion: Lesion, rng: np.random.Gener
     margin = margin_radius_mm(lesion, np.arctan2(dy, dx))
     body = np.clip((margin - rho) / 0.5 + 0.5, 0.0, 1.0)
     fraction = np.maximum(body, _spicule_fraction(lesion, dx, dy))
-    texture = smooth_noise(hu.shape, 1.2 / grid.spacing_mm, rng)
-    density = lesion.mean_hu + (6.0 + 70.0 * lesion.heterogeneity) * texture
+    texture = smooth_noise(hu.shape, 1.8 / grid.spacing_mm, rng)
+    density = lesion.mean_hu + (6.0 + 100.0 * lesion.heterogeneity) * texture
     if lesion.heterogeneity > 0.6:
         # Low-density necrotic core in the most heterogeneous nodules.
         core = np.clip((0.45 * lesion.radius_mm - rho) / 1.0, 0.0, 1.0)

@@ -179,7 +179,7 @@ def _derived_profile(index: int) -> dict[str, Any]:
     return base
 
 
-def site_profiles(n_sites: int, scale: float = 1.0, difficulty: float = 0.5) -> list[SiteProfile]:
+def site_profiles(n_sites: int, scale: float = 1.0, difficulty: float = 0.4) -> list[SiteProfile]:
     """Return the profiles of ``n_sites`` sites, with image counts multiplied by ``scale``.
 
     Parameters
