@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shared.address import split_address
 from shared.errors import ConfigError
 
-__all__ = ["Federation", "load_federation", "split_address"]
+__all__ = ["Federation", "load_federation"]
 
 _SITE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _RESERVED = {"server", "ca"}
-_ADDRESS = re.compile(r"\[(?P<v6>[0-9a-fA-F:.]+)\]:(?P<p6>\d+)|(?P<h>[^:\s\[\]]+):(?P<p>\d+)")
 
 
 @dataclass(frozen=True)
@@ -38,20 +38,6 @@ class Federation:
     port: int
     sans: tuple[str, ...]
     sites: tuple[str, ...]
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """Split `host:port` (IPv6 as `[::1]:9092`) and check the port range."""
-    match = re.fullmatch(_ADDRESS, address)
-    if match is None:
-        raise ConfigError(
-            f"[server] address must be 'host:port' (IPv6 as '[::1]:9092'), got {address!r}"
-        )
-    host = match["v6"] or match["h"]
-    port = int(match["p6"] or match["p"])
-    if not 0 < port < 65536:
-        raise ConfigError(f"[server] address port must be 1-65535, got {port}")
-    return host, port
 
 
 def _parse_sites(raw: Any) -> tuple[str, ...]:

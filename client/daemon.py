@@ -1,0 +1,208 @@
+"""The site daemon: run Flower's SuperNode from a site kit, over TLS, and keep it running."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from shared import kit
+from shared.address import split_address
+from shared.errors import ConfigError, ProvisioningError
+from shared.process import exit_on_sigterm, flower_env, flower_executable, spawn, stop
+
+__all__ = ["SiteKit", "check_server_certificate", "run_site", "supernode_command"]
+
+log = logging.getLogger(__name__)
+
+# Flower prints this (exit code 305) when the SuperLink refuses the site's key.
+_REFUSED = "Failed to activate SuperNode"
+
+
+@dataclass(frozen=True)
+class SiteKit:
+    """A validated site kit (see `medfleet provision`)."""
+
+    root: Path
+    name: str
+    server_address: str
+    ca_cert: Path
+    auth_key: Path
+    data_dir: str
+    device: str
+
+    @classmethod
+    def load(cls, root: Path) -> SiteKit:
+        """Read `site.toml` and check the files; refuse a key others can read."""
+        root = root.resolve()
+        settings = kit.read_kit_toml(root / kit.SITE_TOML).get("site", {})
+        auth_key = root / kit.SITE_AUTH_KEY
+        kit.check_private_key(auth_key)
+        try:
+            name, address = str(settings["name"]), str(settings["server-address"])
+        except KeyError as err:
+            raise ProvisioningError(f"{root / kit.SITE_TOML} lacks [site] {err}") from None
+        split_address(address)
+        return cls(
+            root=root,
+            name=name,
+            server_address=address,
+            ca_cert=kit.require_file(root / kit.CA_CERT, "CA certificate"),
+            auth_key=auth_key,
+            data_dir=str(settings.get("data-dir", "")),
+            device=str(settings.get("device", "auto")),
+        )
+
+
+def check_server_certificate(address: str, ca_cert: Path, timeout: float = 5.0) -> bool:
+    """Check the server's TLS certificate against the kit's CA before starting.
+
+    Returns
+    -------
+    bool
+        True when verified, False when the server cannot be reached (the daemon then
+        waits for it).
+
+    Raises
+    ------
+    ProvisioningError
+        When the server answers with a certificate the kit's CA did not sign, or one
+        issued for another name.
+    """
+    host, port = split_address(address)
+    context = ssl.create_default_context(cafile=str(ca_cert))
+    try:
+        with (
+            socket.create_connection((host, port), timeout=timeout) as sock,
+            context.wrap_socket(sock, server_hostname=host),
+        ):
+            return True
+    except ssl.SSLCertVerificationError as err:
+        raise ProvisioningError(
+            f"the server at {address} presented a TLS certificate this kit does not trust "
+            f"({err.verify_message}); the kit's ca.pem belongs to another federation or the "
+            "server address is wrong: ask the coordinator for a current kit"
+        ) from None
+    except (OSError, ssl.SSLError):
+        return False
+
+
+def _node_config(kit_: SiteKit, data_dir: Path, device: str, extra: dict[str, str]) -> str:
+    values = {
+        "data-dir": str(data_dir),
+        "site-name": kit_.name,
+        "device": device,
+        "require-secagg": "true",
+        **extra,
+    }
+    parts = []
+    for key, value in values.items():
+        is_literal = value in ("true", "false") or value.lstrip("-").isdigit()
+        parts.append(f"{key}={value}" if is_literal else f'{key}="{value}"')
+    return " ".join(parts)
+
+
+def supernode_command(
+    kit_: SiteKit,
+    data_dir: Path,
+    device: str,
+    runtime_port: int,
+    node_config: dict[str, str] | None = None,
+) -> list[str]:
+    """The `flower-superlink` client side: TLS with the kit's CA, the kit's auth key."""
+    if '"' in str(data_dir):
+        raise ConfigError("the data folder path must not contain double quotes")
+    return [
+        flower_executable("flower-supernode"),
+        "--superlink", kit_.server_address,
+        "--root-certificates", str(kit_.ca_cert),
+        "--auth-supernode-private-key", str(kit_.auth_key),
+        "--node-config", _node_config(kit_, data_dir, device, node_config or {}),
+        "--host", "127.0.0.1",
+        "--port", str(runtime_port),
+    ]  # fmt: skip
+
+
+def _pump(stream: IO[bytes], sink: Path | None, refused: threading.Event) -> None:
+    """Copy the SuperNode's output to our log and notice an authentication refusal."""
+    out = sink.open("ab") if sink is not None else None
+    try:
+        for line in iter(stream.readline, b""):
+            if _REFUSED.encode() in line:
+                refused.set()
+            if out is not None:
+                out.write(line)
+                out.flush()
+            else:
+                print(line.decode(errors="replace"), end="", flush=True)
+    finally:
+        if out is not None:
+            out.close()
+
+
+def _run_once(command: list[str], env: dict[str, str], log_file: Path | None) -> tuple[int, bool]:
+    proc = spawn(command, env)
+    refused = threading.Event()
+    assert proc.stdout is not None
+    pump = threading.Thread(target=_pump, args=(proc.stdout, log_file, refused), daemon=True)
+    pump.start()
+    try:
+        code = proc.wait()
+    finally:
+        stop(proc)
+        pump.join(timeout=5)
+    return code, refused.is_set()
+
+
+def run_site(
+    kit_: SiteKit,
+    data_dir: Path,
+    device: str,
+    *,
+    state_dir: Path,
+    runtime_port: int = 9094,
+    node_config: dict[str, str] | None = None,
+    max_restarts: int | None = None,
+    log_file: Path | None = None,
+) -> int:
+    """Run the SuperNode until stopped; restart it after crashes, stop on refusal.
+
+    Flower's SuperNode itself retries without limit while the server is away and
+    reconnects after a server restart. This loop adds restarts after the SuperNode
+    process dies (with a growing pause, at most 60 s), except when the server refused
+    the site's key, which a restart cannot fix.
+
+    Raises
+    ------
+    ProvisioningError
+        When the server does not trust the site (unregistered key) or the site does not
+        trust the server (certificate from another CA).
+    """
+    if not data_dir.is_dir():
+        raise ConfigError(f"site data folder {data_dir} is not a directory; pass --data")
+    if not check_server_certificate(kit_.server_address, kit_.ca_cert):
+        log.warning("server %s is not reachable yet; waiting for it", kit_.server_address)
+    command = supernode_command(kit_, data_dir, device, runtime_port, node_config)
+    exit_on_sigterm()
+    env = flower_env(state_dir / "flwr-home")
+    restarts, pause = 0, 2.0
+    while True:
+        log.info("starting the SuperNode of site %s -> %s", kit_.name, kit_.server_address)
+        code, refused = _run_once(command, env, log_file)
+        if refused:
+            raise ProvisioningError(
+                f"the server refused site '{kit_.name}': its authentication key is not "
+                "registered there; ask the coordinator to add this site to the federation "
+                "file, re-run `medfleet provision` and restart `medfleet server start`"
+            )
+        if max_restarts is not None and restarts >= max_restarts:
+            return code
+        restarts += 1
+        log.warning("SuperNode exited with code %s; restarting in %.0f s", code, pause)
+        time.sleep(pause)
+        pause = min(pause * 2, 60.0)

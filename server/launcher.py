@@ -1,0 +1,184 @@
+"""Run the federation's SuperLink from a server kit: TLS, site authentication, persistent state."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import ssl
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared import kit
+from shared.errors import ProvisioningError
+from shared.process import flower_env, flower_executable, spawn
+
+__all__ = [
+    "CONNECTION",
+    "ServerKit",
+    "flwr_cli",
+    "register_sites",
+    "site_status",
+    "start_superlink",
+    "superlink_command",
+    "wait_until_serving",
+    "write_connection",
+]
+
+log = logging.getLogger(__name__)
+
+# Name of the SuperLink connection in $FLWR_HOME/config.toml used by `flwr` commands.
+CONNECTION = "medfleet"
+
+
+@dataclass(frozen=True)
+class ServerKit:
+    """A validated server kit (see `medfleet provision`)."""
+
+    root: Path
+    ca_cert: Path
+    cert: Path
+    key: Path
+    address: str
+    port: int
+    site_keys: dict[str, Path]
+
+    @classmethod
+    def load(cls, root: Path) -> ServerKit:
+        """Read `server.toml` and check every file, refusing an unsafe private key."""
+        root = root.resolve()
+        settings = kit.read_kit_toml(root / kit.SERVER_TOML)
+        key = root / kit.SERVER_KEY
+        kit.check_private_key(key)
+        try:
+            address, port = str(settings["server"]["address"]), int(settings["server"]["port"])
+            sites = {str(n): root / str(p) for n, p in settings.get("sites", {}).items()}
+        except (KeyError, TypeError, ValueError):
+            raise ProvisioningError(
+                f"{root / kit.SERVER_TOML} lacks [server] address/port"
+            ) from None
+        if not sites:
+            raise ProvisioningError(f"{root / kit.SERVER_TOML} lists no sites; re-run provision")
+        for name, path in sites.items():
+            kit.require_file(path, f"public key of site '{name}'")
+        return cls(
+            root=root,
+            ca_cert=kit.require_file(root / kit.CA_CERT, "CA certificate"),
+            cert=kit.require_file(root / kit.SERVER_CERT, "server certificate"),
+            key=key,
+            address=address,
+            port=port,
+            site_keys=sites,
+        )
+
+
+def superlink_command(srv: ServerKit, state_dir: Path, host: str, port: int) -> list[str]:
+    """The `flower-superlink` command line: TLS, node auth, state on disk, no uv installs."""
+    return [
+        flower_executable("flower-superlink"),
+        "--ssl-ca-certfile", str(srv.ca_cert),
+        "--ssl-certfile", str(srv.cert),
+        "--ssl-keyfile", str(srv.key),
+        "--enable-supernode-auth",
+        "--database", str(state_dir / "superlink.db"),
+        "--disable-runtime-dependency-installation",
+        "--host", host,
+        "--port", str(port),
+    ]  # fmt: skip
+
+
+def write_connection(flwr_home: Path, ca_cert: Path, port: int) -> None:
+    """Point the `flwr` CLI's connection `medfleet` at the local SuperLink, over TLS."""
+    flwr_home.mkdir(parents=True, exist_ok=True)
+    (flwr_home / "config.toml").write_text(
+        f'[superlink]\ndefault = "{CONNECTION}"\n\n'
+        f"[superlink.{CONNECTION}]\n"
+        f'address = "127.0.0.1:{port}"\n'
+        f'root-certificates = "{ca_cert}"\n'
+    )
+
+
+def start_superlink(
+    srv: ServerKit, state_dir: Path, host: str = "0.0.0.0", port: int | None = None
+) -> subprocess.Popen[bytes]:
+    """Start the SuperLink; its log goes to `<state_dir>/superlink.log`."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    port = port or srv.port
+    flwr_home = state_dir / "flwr-home"
+    write_connection(flwr_home, srv.ca_cert, port)
+    command = superlink_command(srv, state_dir, host, port)
+    log.info("starting the SuperLink on %s:%d (TLS, site authentication)", host, port)
+    return spawn(command, flower_env(flwr_home), state_dir / "superlink.log")
+
+
+def wait_until_serving(port: int, ca_cert: Path, timeout: float = 60.0) -> None:
+    """Block until the SuperLink completes a TLS handshake on 127.0.0.1:`port`."""
+    context = ssl.create_default_context(cafile=str(ca_cert))
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=2) as sock,
+                context.wrap_socket(sock, server_hostname="127.0.0.1"),
+            ):
+                return
+        except OSError as err:
+            if time.monotonic() > deadline:
+                raise ProvisioningError(
+                    f"the SuperLink did not answer on port {port} within {timeout:g} s "
+                    f"({err}); see superlink.log in the state folder"
+                ) from None
+            time.sleep(0.5)
+
+
+def flwr_cli(args: list[str], flwr_home: Path) -> tuple[int, dict]:
+    """Run a `flwr` CLI command with `--format json`; return its exit code and JSON."""
+    done = subprocess.run(
+        [flower_executable("flwr"), *args, "--format", "json"],
+        env=flower_env(flwr_home),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    start = done.stdout.find("{")
+    try:
+        payload = json.loads(done.stdout[start:]) if start >= 0 else {}
+    except json.JSONDecodeError:
+        payload = {"error-message": done.stdout[-500:]}
+    return done.returncode, payload
+
+
+def register_sites(srv: ServerKit, flwr_home: Path, state_dir: Path) -> dict[str, str]:
+    """Register every site's public key (idempotent); return site name -> node id.
+
+    A key registered earlier (persistent state) is reported by Flower as already in use;
+    its node id is then taken from `<state_dir>/sites.json`.
+    """
+    known_file = state_dir / "sites.json"
+    known: dict[str, str] = json.loads(known_file.read_text()) if known_file.exists() else {}
+    for name, pub in srv.site_keys.items():
+        rc, out = flwr_cli(
+            ["supernode", "register", str(pub), CONNECTION, "--name", name], flwr_home
+        )
+        if rc == 0 and out.get("success"):
+            known[name] = str(out["node-id"])
+            log.info("registered site %s (node %s)", name, known[name])
+        elif "already in use" in str(out.get("error-message", "")):
+            log.info("site %s was registered before", name)
+        else:
+            raise ProvisioningError(
+                f"registering site '{name}' failed: {out.get('error-message', 'no output')}"
+            )
+    known_file.write_text(json.dumps(known, indent=1))
+    return known
+
+
+def site_status(flwr_home: Path, node_ids: dict[str, str]) -> dict[str, str]:
+    """Each site's SuperNode status as the SuperLink sees it (`online`, `offline`, ...)."""
+    rc, out = flwr_cli(["supernode", "ls", CONNECTION], flwr_home)
+    if rc != 0:
+        return {}
+    by_id = {str(node["node-id"]): str(node["status"]) for node in out.get("nodes", [])}
+    return {site: by_id.get(node_id, "unknown") for site, node_id in node_ids.items()}

@@ -1,0 +1,88 @@
+"""Starting and stopping Flower's long-running processes (SuperLink, SuperNode) by PID."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+__all__ = ["exit_on_sigterm", "flower_env", "flower_executable", "spawn", "stop"]
+
+
+def flower_executable(name: str) -> str:
+    """Path of a Flower console script installed next to this Python (venv or image)."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+def flower_env(flwr_home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for Flower processes: own FLWR_HOME, no telemetry, no update check.
+
+    Flower's processes start helpers (`flower-superexec`, `flwr-serverapp`, ...) by name,
+    so this Python's script folder goes first on PATH.
+    """
+    env = dict(os.environ)
+    env.update(
+        {
+            "FLWR_HOME": str(flwr_home),
+            "FLWR_TELEMETRY_ENABLED": "0",
+            "FLWR_DISABLE_UPDATE_CHECK": "1",
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def spawn(
+    command: Sequence[str], env: Mapping[str, str], log_file: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `command` in its own session (so its helpers can be stopped with it).
+
+    Output goes to `log_file` when given, else it is piped to the caller.
+    """
+    out = open(log_file, "ab") if log_file is not None else subprocess.PIPE  # noqa: SIM115
+    try:
+        return subprocess.Popen(
+            list(command),
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    finally:
+        if log_file is not None:
+            out.close()  # type: ignore[union-attr]
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int | None:
+    """Stop a process we started, by its PID, then whatever it left in its session.
+
+    SIGTERM first (Flower shuts down cleanly), SIGKILL after `timeout` seconds. The
+    session's process group id is the PID we started, so helpers are reached by that PID.
+    """
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    return proc.returncode
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM (systemd, docker stop) into SystemExit so `finally` blocks stop children."""
+
+    def _handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _handler)
