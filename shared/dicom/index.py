@@ -6,7 +6,10 @@ import copy
 import hashlib
 import logging
 import os
+import warnings
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from shared.dicom.header import HeaderError, read_header
@@ -96,8 +99,9 @@ def _index(listing: _Listing) -> tuple[list[ImageRecord], DataReport]:
     records: list[ImageRecord] = []
     report = DataReport(files=len(listing))
     seen: set[str] = set()
-    for path, _, _ in listing:
-        outcome = _classify_file(path)
+    with _quiet_pydicom():
+        outcomes = [(path, _classify_file(path)) for path, _, _ in listing]
+    for path, outcome in outcomes:
         if isinstance(outcome, ImageRecord) and outcome.sop_instance_uid in seen:
             outcome = SkipReason.DUPLICATE
         if isinstance(outcome, ImageRecord):
@@ -112,6 +116,20 @@ def _index(listing: _Listing) -> tuple[list[ImageRecord], DataReport]:
         "indexed %d files: %d usable, %d skipped", report.files, len(records), report.skipped
     )
     return records, report
+
+
+@contextmanager
+def _quiet_pydicom() -> Iterator[None]:
+    """Silence pydicom's per-file warnings (which name the file); the report counts them."""
+    pydicom_logger = logging.getLogger("pydicom")
+    level = pydicom_logger.level
+    pydicom_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        pydicom_logger.setLevel(level)
 
 
 def _classify_file(path: Path) -> ImageRecord | SkipReason:
