@@ -12,6 +12,7 @@ from pydicom.uid import (
     MPEG2MPML,
     BasicTextSRStorage,
     CTImageStorage,
+    DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -87,6 +88,12 @@ def write(ds: Dataset, path: Path, *, big_endian: bool = False, implicit: bool =
 def write_compressed(ds: Dataset, path: Path, transfer_syntax: str) -> Path:
     """Encode `ds` with pydicom's encoders (RLE natively, JPEG 2000 / JPEG-LS via plugins)."""
     ds.compress(transfer_syntax)
+    return write(ds, path)
+
+
+def write_deflated(ds: Dataset, path: Path) -> Path:
+    """Write with the Deflated Explicit VR Little Endian transfer syntax (zlib dataset)."""
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
     return write(ds, path)
 
 

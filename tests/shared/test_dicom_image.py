@@ -55,8 +55,9 @@ def test_compressed_decode_equals_uncompressed(tmp_path: Path, syntax: str) -> N
         lambda ds, path: factory.write(ds, path, implicit=True),
         lambda ds, path: factory.write_without_preamble(ds, path),
         lambda ds, path: factory.write_without_preamble(ds, path, keep_meta=False),
+        factory.write_deflated,
     ],
-    ids=["big-endian", "implicit-vr", "no-preamble", "no-file-meta"],
+    ids=["big-endian", "implicit-vr", "no-preamble", "no-file-meta", "deflated"],
 )
 def test_uncompressed_encodings_decode_alike(tmp_path: Path, writer) -> None:  # noqa: ANN001
     # Prepare

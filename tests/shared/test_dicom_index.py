@@ -221,6 +221,20 @@ def test_truncation_anywhere_is_detected(tmp_path: Path, keep: float) -> None:
     assert report.skipped_by_reason == {expected.value: 1}
 
 
+def test_deflated_file_is_indexed_and_its_truncation_detected(tmp_path: Path) -> None:
+    # Prepare
+    ds = factory.image_dataset(factory.stored_values())
+    whole = factory.write_deflated(ds, tmp_path / "deflated.dcm")
+    cut = factory.truncated(whole, tmp_path / "deflated_cut.dcm", keep=0.8)
+
+    # Execute
+    records, report = index_folder(tmp_path)
+
+    # Assert
+    assert [record.path for record in records] == [whole]
+    assert report.skipped_files == [(cut, SkipReason.TRUNCATED.value)]
+
+
 def test_empty_report_and_missing_folder(tmp_path: Path) -> None:
     # Prepare
     (tmp_path / "empty").mkdir()
