@@ -18,7 +18,7 @@ from shared.process import exit_on_sigterm, flower_env, flower_executable, spawn
 
 __all__ = ["SiteKit", "check_server_certificate", "run_site", "supernode_command"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("medfleet.site.daemon")
 
 # Flower prints this (exit code 305) when the SuperLink refuses the site's key.
 _REFUSED = "Failed to activate SuperNode"

@@ -27,7 +27,7 @@ __all__ = [
     "write_connection",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("medfleet.server.launcher")
 
 # Name of the SuperLink connection in $FLWR_HOME/config.toml used by `flwr` commands.
 CONNECTION = "medfleet"

@@ -25,7 +25,7 @@ from shared.errors import ProvisioningError
 
 __all__ = ["CA_DIR", "ProvisionReport", "provision"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("medfleet.server.provision")
 
 CA_DIR = "ca"
 CA_KEY = "ca.key"

@@ -23,7 +23,7 @@ from shared.secagg import MODULUS_RANGE, QUANTIZATION_RANGE
 
 __all__ = ["RecordingSecAggPlusWorkflow", "build_fit_workflow"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("medfleet.server.secagg")
 
 
 def build_fit_workflow(cfg: SecAggConfig, record_dir: Path | None) -> SecAggPlusWorkflow:

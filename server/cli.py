@@ -1,0 +1,167 @@
+"""`medfleet provision`, `medfleet server start` and `medfleet server run`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+log = logging.getLogger("medfleet.server")
+
+DEFAULT_STATE = Path("~/.medfleet/server")
+
+
+def register(subparsers: Any) -> None:
+    """Add the coordinator's sub-commands."""
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    prov = subparsers.add_parser(
+        "provision", help="create the CA, the server kit and one kit per site", formatter_class=fmt
+    )
+    prov.add_argument("--federation", type=Path, required=True, help="federation TOML file")
+    prov.add_argument("--out", type=Path, required=True, help="folder receiving the kits")
+    prov.set_defaults(func=_provision)
+
+    server = subparsers.add_parser("server", help="run the federation's central server")
+    sub = server.add_subparsers(dest="server_command", metavar="ACTION", required=True)
+    start = sub.add_parser(
+        "start", help="start the SuperLink (TLS + site auth)", formatter_class=fmt
+    )
+    start.add_argument("--kit", type=Path, required=True, help="the server kit folder")
+    start.add_argument("--state-dir", type=Path, default=DEFAULT_STATE, help="database, logs")
+    start.add_argument("--host", default="0.0.0.0", help="interface to listen on")
+    start.add_argument("--port", type=int, default=None, help="port (default: from the kit)")
+    start.add_argument(
+        "--status-interval", type=float, default=15.0, help="seconds between site checks"
+    )
+    start.set_defaults(func=_start)
+
+    run = sub.add_parser(
+        "run", help="submit a training run to the started server", formatter_class=fmt
+    )
+    run.add_argument("--kit", type=Path, required=True, help="the server kit folder")
+    run.add_argument("--state-dir", type=Path, default=DEFAULT_STATE, help="as for `start`")
+    run.add_argument("--task", default="classification", help="classification, segmentation or gan")
+    run.add_argument("--rounds", type=int, default=5, help="federated rounds")
+    run.add_argument("--min-sites", type=int, default=None, help="default: every site in the kit")
+    run.add_argument(
+        "--out-dir", type=Path, default=None, help="run outputs (default STATE/runs/<time>)"
+    )
+    run.add_argument(
+        "--no-secagg", action="store_true", help="turn SecAgg+ off (sites refuse by default)"
+    )
+    run.add_argument(
+        "--app", type=Path, default=None, help="Flower app folder (default: this install)"
+    )
+    run.add_argument(
+        "--set",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra run-config key, e.g. local-epochs=2; repeatable",
+    )
+    run.set_defaults(func=_run)
+
+
+def _provision(args: argparse.Namespace) -> int:
+    from server.provision import provision
+
+    report = provision(args.federation, args.out)
+    for path in report.created:
+        print(f"created  {path}")
+    for path in report.kept:
+        print(f"kept     {path}")
+    print(
+        f"Ship each site folder to its site over a secure channel; keep {args.out / 'ca'} offline."
+    )
+    return 0
+
+
+def _log_status(status: dict[str, str], last: dict[str, str]) -> None:
+    if status and status != last:
+        online = [s for s, st in status.items() if st == "online"]
+        waiting = [f"{s} ({st})" for s, st in status.items() if st != "online"]
+        log.info(
+            "sites connected: %s; not connected: %s",
+            ", ".join(online) or "none",
+            ", ".join(waiting) or "none",
+        )
+
+
+def _start(args: argparse.Namespace) -> int:
+    from server.launcher import (
+        ServerKit,
+        register_sites,
+        site_status,
+        start_superlink,
+        wait_until_serving,
+    )
+    from shared.process import exit_on_sigterm, stop
+
+    srv = ServerKit.load(args.kit)
+    state_dir = args.state_dir.expanduser().resolve()
+    port = args.port or srv.port
+    exit_on_sigterm()
+    proc = start_superlink(srv, state_dir, args.host, port)
+    try:
+        wait_until_serving(port, srv.ca_cert)
+        node_ids = register_sites(srv, state_dir / "flwr-home", state_dir)
+        log.info(
+            "SuperLink pid %d serving on %s:%d; log: %s",
+            proc.pid,
+            args.host,
+            port,
+            state_dir / "superlink.log",
+        )
+        last: dict[str, str] = {}
+        while proc.poll() is None:
+            status = site_status(state_dir / "flwr-home", node_ids)
+            _log_status(status, last)
+            last = status or last
+            time.sleep(args.status_interval)
+        log.error("the SuperLink exited with code %s; see superlink.log", proc.returncode)
+        return 1
+    finally:
+        stop(proc)
+
+
+def _parse_options(pairs: list[str]) -> dict[str, Any]:
+    import tomllib
+
+    from shared.errors import ConfigError
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            options[key] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            options[key] = raw  # a bare word is a string
+    return options
+
+
+def _run(args: argparse.Namespace) -> int:
+    from server.launcher import ServerKit
+    from server.submit import default_app_dir, submit_run
+
+    srv = ServerKit.load(args.kit)
+    state_dir = args.state_dir.expanduser().resolve()
+    out_dir = args.out_dir or state_dir / "runs" / time.strftime("%Y%m%d-%H%M%S")
+    config: dict[str, Any] = {
+        "task": args.task,
+        "num-server-rounds": args.rounds,
+        "min-sites": args.min_sites or len(srv.site_keys),
+        "secagg": not args.no_secagg,
+        "out-dir": str(Path(out_dir).expanduser().resolve()),
+        **_parse_options(args.options),
+    }
+    app = (args.app or default_app_dir()).resolve()
+    code = submit_run(app, config, state_dir / "flwr-home")
+    print(f"run outputs: {config['out-dir']}")
+    return code
