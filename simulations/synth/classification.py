@@ -147,6 +147,25 @@ def _write_tables(site_dir: Path, written: list[_Written]) -> None:
         )
 
 
+def _write_site_json(
+    site_dir: Path, profile: SiteProfile, seed: int, labels: list[int], n_patients: int
+) -> None:
+    """Write site.json: the profile and what was generated (counts only, no identifiers)."""
+    summary = {
+        "task": "classification",
+        "seed": seed,
+        "profile": profile.to_dict(),
+        "counts": {
+            "images": len(labels),
+            "malignant": sum(labels),
+            "malignant_fraction": round(sum(labels) / len(labels), 4),
+            "patients": n_patients,
+            "series": n_patients,
+        },
+    }
+    (site_dir / SITE_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+
+
 def generate_classification_site(site_dir: Path, profile: SiteProfile, seed: int) -> Path:
     """Write one site's DICOM files, ``labels.csv``, ``lesions.csv`` and ``site.json``.
 
@@ -177,17 +196,5 @@ def generate_classification_site(site_dir: Path, profile: SiteProfile, seed: int
         written += _write_patient(site_dir, profile, seed, number, chunk)
         start += count
     _write_tables(site_dir, written)
-    summary = {
-        "task": "classification",
-        "seed": seed,
-        "profile": profile.to_dict(),
-        "counts": {
-            "images": len(written),
-            "malignant": n_malignant,
-            "malignant_fraction": round(n_malignant / len(written), 4),
-            "patients": number,
-            "series": number,
-        },
-    }
-    (site_dir / SITE_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    _write_site_json(site_dir, profile, seed, [w.label for w in written], number)
     return site_dir

@@ -56,6 +56,25 @@ def _class_score(malignant: bool, difficulty: float, rng: np.random.Generator) -
     return float(np.clip(score, 0.0, 1.0))
 
 
+def _sample_margin(
+    irregularity: float, radius_mm: float, rng: np.random.Generator
+) -> tuple[tuple[tuple[int, float, float], ...], tuple[tuple[float, float, float], ...]]:
+    """Draw margin ripples (ovality plus lobulation) and spicules for an irregularity score."""
+    harmonics = [(2, float(rng.uniform(0.0, 0.22)), float(rng.uniform(0, 2 * np.pi)))]
+    for order in range(3, 8):
+        amplitude = irregularity * 0.24 * float(rng.uniform(0.3, 1.0)) / np.sqrt(order - 2)
+        harmonics.append((order, amplitude, float(rng.uniform(0, 2 * np.pi))))
+    spicules = tuple(
+        (
+            float(rng.uniform(0, 2 * np.pi)),
+            float(radius_mm * rng.uniform(0.5, 1.3)),
+            float(rng.uniform(0.5, 0.9)),
+        )
+        for _ in range(int(rng.poisson(9.0 * irregularity**2)))
+    )
+    return tuple(harmonics), spicules
+
+
 def sample_lesion(
     malignant: bool, center_mm: tuple[float, float], difficulty: float, rng: np.random.Generator
 ) -> Lesion:
@@ -81,27 +100,14 @@ def sample_lesion(
     heterogeneity = _class_score(malignant, difficulty, rng)
     # Sizes overlap: malignant nodules are larger on average only.
     diameter = float(np.clip(rng.lognormal(np.log(19.0 if malignant else 14.0), 0.3), 6.0, 35.0))
-    ovality = float(rng.uniform(0.0, 0.22))
-    harmonics = [(2, ovality, float(rng.uniform(0, 2 * np.pi)))]
-    for order in range(3, 8):
-        amplitude = irregularity * 0.24 * float(rng.uniform(0.3, 1.0)) / np.sqrt(order - 2)
-        harmonics.append((order, amplitude, float(rng.uniform(0, 2 * np.pi))))
-    n_spicules = int(rng.poisson(9.0 * irregularity**2))
-    spicules = tuple(
-        (
-            float(rng.uniform(0, 2 * np.pi)),
-            float(diameter / 2 * rng.uniform(0.5, 1.3)),
-            float(rng.uniform(0.5, 0.9)),
-        )
-        for _ in range(n_spicules)
-    )
+    harmonics, spicules = _sample_margin(irregularity, diameter / 2, rng)
     return Lesion(
         center_mm=center_mm,
         radius_mm=diameter / 2,
         malignant=malignant,
         irregularity=irregularity,
         heterogeneity=heterogeneity,
-        harmonics=tuple(harmonics),
+        harmonics=harmonics,
         spicules=spicules,
         mean_hu=float(rng.normal(30.0, 15.0)),
         calcified=(not malignant) and bool(rng.random() < 0.12),
