@@ -1,0 +1,245 @@
+"""Federated GAN task: a DCGAN pair learns to synthesise a site's 2D DICOM images."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from monai.data import CacheDataset, DataLoader, PersistentDataset
+from monai.transforms import Compose, EnsureTyped, Resized, ScaleIntensityRangePercentilesd
+from torch import nn
+
+from shared.config import RunConfig
+from shared.data import split_by_patient
+from shared.dicom import ImageRecord, index_folder
+from shared.dicom.transforms import LoadDicomImaged
+from shared.errors import ConfigError, DataError
+from shared.models.gan import GanPair
+from shared.tasks.base import RoundResult, SiteData, Task, TrainSettings
+from shared.tasks.gan_grid import save_sample_grid
+from shared.tasks.gan_quality import FeatureNet, frechet_distance, image_features, kernel_mmd
+
+__all__ = ["GanTask"]
+
+#: One-sided label smoothing: the discriminator's target for real images while training.
+REAL_TARGET = 0.9
+ADAM_BETAS = (0.5, 0.999)
+#: Generated images scored against each site's validation images; fixed noise each round.
+EVAL_SAMPLES = 128
+GRID_SAMPLES = 64
+_EVAL_SEED_OFFSET = 7_777
+
+
+class GanTask(Task):
+    """Unconditional image synthesis with a DCGAN generator and spectral-norm discriminator.
+
+    Both networks train at each site every round and are averaged together (one state
+    dict, prefixed ``generator.`` / ``discriminator.``). Sites score the global model on
+    their real validation images: `g_loss`, `d_loss` and two sample-quality distances on
+    features of a fixed random CNN (`fd`, Fréchet distance; `mmd`, kernel MMD), which
+    are not Inception-FID values (see `shared.tasks.gan_quality`). The server writes a
+    grid of samples from a fixed noise batch every round.
+
+    Run-config options: `gan-latent-dim` (8-512, default 64), `gan-image-size` (power of
+    two 16-256, default 64), `gan-steps-per-round` (0-100000, default 50; 0 means
+    `local-epochs` passes over the data), `gan-lr` (Adam learning rate of both networks,
+    (0, 0.1], default 2e-4; the run-wide `lr` is not used), `gan-width` (base feature maps,
+    4-256, default 32), `val-fraction` (patients held out, (0, 1), default 0.2).
+    """
+
+    name: ClassVar[str] = "gan"
+    table_metrics: ClassVar[tuple[str, ...]] = (
+        "train_g_loss",
+        "train_d_loss",
+        "g_loss",
+        "d_loss",
+        "fd",
+        "mmd",
+    )
+
+    def __init__(self, config: RunConfig) -> None:
+        super().__init__(config)
+        options = config.options
+        self.latent_dim = int(_option(options, "gan-latent-dim", int, 64, 8, 512))
+        self.image_size = int(_option(options, "gan-image-size", int, 64, 16, 256))
+        self.steps = int(_option(options, "gan-steps-per-round", int, 50, 0, 100_000))
+        self.lr = float(_option(options, "gan-lr", float, 2e-4, 1e-8, 0.1))
+        self.width = int(_option(options, "gan-width", int, 32, 4, 256))
+        self.val_fraction = float(_option(options, "val-fraction", float, 0.2, 1e-6, 1 - 1e-6))
+        if self.image_size & (self.image_size - 1):
+            raise ConfigError(
+                f"config key 'gan-image-size' must be a power of two in [16, 256], "
+                f"got {self.image_size}"
+            )
+        self._features: FeatureNet | None = None
+
+    def build_model(self) -> nn.Module:
+        torch.manual_seed(self.config.seed)
+        return GanPair(self.latent_dim, self.image_size, channels=1, width=self.width)
+
+    def load_site(self, site_dir: Path, cache_dir: Path | None = None) -> SiteData:
+        records, report = index_folder(site_dir)
+        train, val = split_by_patient(
+            records, lambda r: r.patient_key, self.val_fraction, self.config.seed
+        )
+        if not train or not val:
+            raise DataError(
+                "the GAN task needs usable images of at least 2 patients (one for "
+                "validation); check the site with `medfleet data check`"
+            )
+        return SiteData(
+            name=site_dir.name,
+            train=self._dataset(train, cache_dir),
+            val=self._dataset(val, cache_dir),
+            report=dict(report.summary()),
+        )
+
+    def _dataset(self, records: list[ImageRecord], cache_dir: Path | None) -> Any:
+        size = (self.image_size, self.image_size)
+        transform = Compose(
+            [
+                LoadDicomImaged(keys="image"),
+                # Per-image percentiles to [-1, 1], the generator's tanh range, whatever
+                # the scanner's HU offset and gain.
+                ScaleIntensityRangePercentilesd("image", 0.5, 99.5, -1.0, 1.0, clip=True),
+                Resized("image", spatial_size=size),
+                EnsureTyped(keys="image", dtype=torch.float32, track_meta=False),
+            ]
+        )
+        items = [_item(record) for record in records]
+        if cache_dir is not None:
+            return PersistentDataset(items, transform, cache_dir=cache_dir)
+        return CacheDataset(items, transform, cache_rate=1.0, num_workers=0, progress=False)
+
+    def train_round(self, model: nn.Module, data: SiteData, settings: TrainSettings) -> RoundResult:
+        pair = _as_pair(model)
+        torch.manual_seed(settings.seed + settings.server_round)
+        pair.to(settings.device).train()
+        opt_g = torch.optim.Adam(pair.generator.parameters(), lr=self.lr, betas=ADAM_BETAS)
+        opt_d = torch.optim.Adam(pair.discriminator.parameters(), lr=self.lr, betas=ADAM_BETAS)
+        loader = DataLoader(
+            data.train,
+            batch_size=settings.batch_size,
+            shuffle=True,
+            drop_last=data.num_train > settings.batch_size,
+        )
+        steps = self.steps or settings.local_epochs * len(loader)
+        totals = {"train_d_loss": 0.0, "train_g_loss": 0.0}
+        for batch in _cycle(loader, steps):
+            real = batch["image"].to(settings.device)
+            d_loss, g_loss = _train_step(pair, real, opt_d, opt_g)
+            totals["train_d_loss"] += d_loss / steps
+            totals["train_g_loss"] += g_loss / steps
+        return RoundResult(data.num_train, totals)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, data: SiteData, settings: TrainSettings) -> RoundResult:
+        pair = _as_pair(model)
+        # Training mode on purpose: spectral norm's power iteration re-normalises its
+        # averaged u/v vectors; there is no dropout, and BatchNorm uses batch statistics
+        # in both modes, so the scores are otherwise those of eval mode.
+        pair.to(settings.device).train()
+        batches = DataLoader(data.val, batch_size=settings.batch_size)
+        real = torch.cat([b["image"] for b in batches]) if data.num_val else None
+        if real is None or len(real) < 2:
+            return RoundResult(0, {})
+        seed = torch.Generator().manual_seed(self.config.seed + _EVAL_SEED_OFFSET)
+        fake = _generate(pair, pair.noise(EVAL_SAMPLES, seed))
+        d_real = pair.discriminator(real.to(settings.device))
+        d_fake = pair.discriminator(fake)
+        g_loss = float(_bce(d_fake, 1.0))
+        d_loss = float(_bce(d_real, 1.0) + _bce(d_fake, 0.0))
+        net = self._feature_net().to(settings.device)
+        real_features, fake_features = image_features(net, real), image_features(net, fake)
+        metrics = {
+            "loss": g_loss,
+            "g_loss": g_loss,
+            "d_loss": d_loss,
+            "d_real_prob": float(torch.sigmoid(d_real).mean()),
+            "fd": frechet_distance(real_features, fake_features),
+            "mmd": kernel_mmd(real_features, fake_features),
+        }
+        return RoundResult(len(real), metrics)
+
+    def on_round_end(self, model: nn.Module, server_round: int, out_dir: Path) -> dict[str, str]:
+        """Save a grid of samples from a fixed noise batch to `samples/round-<r>.png`."""
+        pair = _as_pair(model)
+        noise = pair.noise(GRID_SAMPLES, torch.Generator().manual_seed(self.config.seed))
+        with torch.no_grad():
+            images = _generate(pair, noise)[:, 0].cpu().numpy()
+        path = save_sample_grid(images, Path(out_dir) / "samples" / f"round-{server_round}.png")
+        return {"samples": str(path)}
+
+    def _feature_net(self) -> FeatureNet:
+        if self._features is None:
+            self._features = FeatureNet(channels=1)
+        return self._features
+
+
+def _option(
+    options: Mapping[str, Any], key: str, kind: type, default: float, low: float, high: float
+) -> float:
+    """Read `key` from the run-config options as `kind`, checking it lies in [low, high]."""
+    raw = options.get(key, default)
+    try:
+        if isinstance(raw, bool) or (kind is int and float(raw) != int(float(raw))):
+            raise ValueError
+        value = kind(float(raw)) if kind is int else kind(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"config key '{key}' must be {kind.__name__}, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"config key '{key}' must be in [{low}, {high}], got {value}")
+    return value
+
+
+def _item(record: ImageRecord) -> dict[str, Any]:
+    stat = record.path.stat()
+    # The signature is part of PersistentDataset's cache key: a changed file is decoded again.
+    return {"image": str(record.path), "signature": f"{stat.st_size}:{stat.st_mtime_ns}"}
+
+
+def _as_pair(model: nn.Module) -> GanPair:
+    if not isinstance(model, GanPair):
+        raise TypeError(f"the GAN task needs a GanPair model, got {type(model).__name__}")
+    return model
+
+
+def _cycle(loader: DataLoader, steps: int) -> Iterator[dict[str, Any]]:
+    """Yield `steps` batches, starting the (reshuffled) loader again when it runs out."""
+    done = 0
+    while done < steps:
+        for batch in loader:
+            yield batch
+            done += 1
+            if done == steps:
+                return
+
+
+def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+
+def _train_step(
+    pair: GanPair, real: torch.Tensor, opt_d: torch.optim.Optimizer, opt_g: torch.optim.Optimizer
+) -> tuple[float, float]:
+    """One discriminator and one generator update (non-saturating loss); returns both losses."""
+    fake = pair.generator(pair.noise(len(real)))
+    opt_d.zero_grad()
+    real_loss = _bce(pair.discriminator(real), REAL_TARGET)
+    d_loss = real_loss + _bce(pair.discriminator(fake.detach()), 0.0)
+    d_loss.backward()
+    opt_d.step()
+    opt_g.zero_grad()
+    g_loss = _bce(pair.discriminator(fake), 1.0)
+    g_loss.backward()
+    opt_g.step()
+    return d_loss.item(), g_loss.item()
+
+
+def _generate(pair: GanPair, noise: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Generator output for `noise`, in fixed-size chunks (BatchNorm uses batch statistics)."""
+    chunks = [pair.generator(noise[i : i + batch_size]) for i in range(0, len(noise), batch_size)]
+    return torch.cat(chunks)
