@@ -8,6 +8,7 @@ from pathlib import Path
 
 from shared.errors import ConfigError
 from simulations.synth.classification import generate_classification_site
+from simulations.synth.segmentation import generate_segmentation_site
 from simulations.synth.sites import SiteProfile, site_profiles
 
 __all__ = ["SITE_GENERATORS", "generate_sites", "look_up_task"]
@@ -16,6 +17,7 @@ __all__ = ["SITE_GENERATORS", "generate_sites", "look_up_task"]
 SiteGenerator = Callable[[Path, SiteProfile, int], Path]
 SITE_GENERATORS: dict[str, SiteGenerator] = {
     "classification": generate_classification_site,
+    "segmentation": generate_segmentation_site,
 }
 
 
