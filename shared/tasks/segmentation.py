@@ -1,0 +1,169 @@
+"""Segmentation task: a MONAI U-Net trained on patches, evaluated by sliding window."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from monai.data import CacheDataset, DataLoader, PersistentDataset
+from monai.inferers import sliding_window_inference
+from monai.losses import DiceCELoss
+from monai.networks.nets import UNet
+from torch import nn
+
+from shared.config import RunConfig
+from shared.data import split_by_patient
+from shared.errors import DataError
+from shared.tasks.base import RoundResult, SiteData, Task, TrainSettings
+from shared.tasks.seg_metrics import case_scores, summarise_scores
+from shared.tasks.seg_options import SegOptions
+from shared.tasks.seg_transforms import eval_transforms, train_transforms
+from shared.volumes import SegCase, index_segmentation_site
+
+__all__ = ["SegmentationTask"]
+
+
+class SegmentationTask(Task):
+    """Multi-class segmentation of MR or CT volumes with a MONAI U-Net.
+
+    Trains on random 3D patches (or 2D axial slices) with Dice + cross-entropy and scores
+    whole volumes by sliding-window inference: Dice and HD95 (mm) per class and mean.
+    The U-Net uses instance norm without running statistics, so every state entry is a
+    learned weight that FedAvg and SecAgg+ treat alike. Run-config keys: see `SegOptions`.
+    """
+
+    name: ClassVar[str] = "segmentation"
+    table_metrics: ClassVar[tuple[str, ...]] = (
+        "train_loss",
+        "loss",
+        "dice",
+        "dice_1",
+        "dice_2",
+        "hd95",
+    )
+
+    def __init__(self, config: RunConfig) -> None:
+        super().__init__(config)
+        self.options = SegOptions.from_options(config.options)
+
+    def build_model(self) -> nn.Module:
+        torch.manual_seed(self.config.seed)
+        return UNet(
+            spatial_dims=self.options.spatial_dims,
+            in_channels=1,
+            out_channels=self.options.num_classes,
+            channels=self.options.channels,
+            strides=self.options.strides,
+            num_res_units=self.options.res_units,
+            norm="instance",  # affine-free, no running statistics: nothing but weights
+        )
+
+    def loss_function(self) -> nn.Module:
+        """Dice + cross-entropy on logits against class-index labels."""
+        return DiceCELoss(to_onehot_y=True, softmax=True)
+
+    def infer(self, model: nn.Module, image: torch.Tensor) -> torch.Tensor:
+        """Logits (1, K, H, W, D) of a whole volume (1, 1, H, W, D) by sliding window.
+
+        In 2D mode the axial slices (last axis) are windowed as one batch and the
+        predictions stacked back into a volume.
+        """
+        roi = self.options.roi_size
+        if self.options.spatial_dims == 3:
+            return _as_tensor(sliding_window_inference(image, roi, 4, model, overlap=0.25))
+        slices = image[0].permute(3, 0, 1, 2)  # (D, 1, H, W)
+        logits = _as_tensor(sliding_window_inference(slices, roi, 32, model, overlap=0.25))
+        return logits.permute(1, 2, 3, 0)[None]
+
+    def load_site(self, site_dir: Path, cache_dir: Path | None = None) -> SiteData:
+        cases, report = index_segmentation_site(site_dir)
+        if not cases:
+            raise DataError(
+                "site has no usable segmentation cases: it needs image series with a DICOM "
+                "SEG each, or imagesTr/labelsTr NIfTI pairs (see `medfleet data check`)"
+            )
+        train, val = split_by_patient(
+            cases, lambda c: c.patient_key, self.options.val_fraction, self.config.seed
+        )
+        if not train or not val:
+            raise DataError("site needs cases of at least 2 patients (one for validation)")
+        return SiteData(
+            name=site_dir.name,
+            train=self._dataset(train, train_transforms(self.options), cache_dir),
+            val=self._dataset(val, eval_transforms(), cache_dir),
+            report=report.summary(),
+        )
+
+    def _dataset(self, cases: Sequence[SegCase], transform: Any, cache_dir: Path | None) -> Any:
+        items = [{"case": case, "signature": _signature(case)} for case in cases]
+        if cache_dir is not None:
+            # On-disk cache: a site daemon's later runs skip decoding entirely.
+            return PersistentDataset(items, transform, cache_dir=cache_dir)
+        return CacheDataset(items, transform, cache_rate=1.0, num_workers=0, progress=False)
+
+    def train_round(self, model: nn.Module, data: SiteData, settings: TrainSettings) -> RoundResult:
+        seed = settings.seed + settings.server_round
+        torch.manual_seed(seed)
+        data.train.transform.set_random_state(seed=seed)
+        model.to(settings.device).train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=1e-5)
+        loss_fn = self.loss_function()
+        loader = DataLoader(data.train, batch_size=settings.batch_size, shuffle=True)
+        total, seen = 0.0, 0
+        for _ in range(settings.local_epochs):
+            for batch in loader:
+                images = batch["image"].to(settings.device)
+                labels = batch["label"].to(settings.device)
+                optimizer.zero_grad()
+                loss = loss_fn(model(images), labels)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(images)
+                seen += len(images)
+        return RoundResult(data.num_train, {"train_loss": total / max(seen, 1)})
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, data: SiteData, settings: TrainSettings) -> RoundResult:
+        model.to(settings.device).eval()
+        loss_fn = self.loss_function()
+        losses, dice, hd95 = [], [], []
+        for index in range(len(data.val)):
+            item = data.val[index]
+            image = item["image"][None].to(settings.device)
+            label = item["label"][None].to(settings.device)
+            logits = self.infer(model, image)
+            losses.append(float(loss_fn(logits, label)))
+            pred = torch.argmax(logits, dim=1, keepdim=True)
+            case_dice, case_hd = case_scores(
+                pred, label, self.options.num_classes, _as_spacing(item.get("spacing"))
+            )
+            dice.append(case_dice)
+            hd95.append(case_hd)
+        if not losses:
+            return RoundResult(0, {})
+        metrics = summarise_scores(dice, hd95)
+        metrics["loss"] = float(np.mean(losses))
+        return RoundResult(len(losses), metrics)
+
+
+def _as_tensor(output: Any) -> torch.Tensor:
+    # sliding_window_inference returns a tensor for a network with one tensor output.
+    if not isinstance(output, torch.Tensor):
+        raise TypeError("the U-Net must return one tensor")
+    return output
+
+
+def _as_spacing(spacing: Any) -> list[float] | None:
+    if spacing is None:
+        return None
+    return [float(s) for s in np.asarray(spacing, dtype=float).ravel()]
+
+
+def _signature(case: SegCase) -> str:
+    """Sizes and mtimes of a case's files: part of the on-disk cache key."""
+    stats = [os.stat(path) for path in (*case.image, case.label)]
+    return f"{sum(s.st_size for s in stats)}:{max(s.st_mtime_ns for s in stats)}"
