@@ -6,7 +6,8 @@ import logging
 
 from flwr.app import Context, Error, Message
 from flwr.client.mod import secaggplus_mod
-from flwr.common.constant import ErrorCode, MessageType
+from flwr.common import MessageType
+from flwr.common.constant import ErrorCode
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 
 from shared.errors import MedFleetError

@@ -63,6 +63,14 @@ class MedFleetFedAvg(FedAvg):
         self.recorder = recorder
         self.out_dir = Path(run.out_dir)
 
+    def configure_fit(self, server_round, parameters, client_manager):  # type: ignore[no-untyped-def]
+        instructions = super().configure_fit(server_round, parameters, client_manager)
+        logger.info(
+            "round %d/%d: %d sites training locally", server_round, self.run.num_rounds,
+            len(instructions),
+        )
+        return instructions
+
     def _fit_config(self, server_round: int) -> dict[str, Scalar]:
         config: dict[str, Scalar] = {
             "server-round": server_round,

@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as err:
-            if err.name != name:
+            # A role package missing from this install (e.g. a site-only image) is fine.
+            if err.name is None or not name.startswith(err.name):
                 raise
             continue
         module.register(subparsers)
@@ -43,11 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `medfleet` command."""
     args = build_parser().parse_args(argv)
+    # Our own loggers at INFO; third-party libraries only when something is wrong.
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    logging.getLogger("medfleet").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    # Flower logs through its own handler; without this every line would print twice.
+    logging.getLogger("flwr").propagate = False
     try:
         return int(args.func(args) or 0)
     except MedFleetError as err:

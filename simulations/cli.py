@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,10 @@ def _run(args: argparse.Namespace) -> int:
             "secagg-threshold": max(2, args.sites - 1),
         }
     )
+    if not args.verbose:
+        # MedFleet prints its own per-round table; Flower's round log and history dump
+        # would bury it. Flower's errors still show.
+        logging.getLogger("flwr").setLevel(logging.ERROR)
     started = time.monotonic()
     record = run_simulation_job(SimulationOptions(run, args.sites, data, args.synth_scale))
     _print_summary(record, data, out, time.monotonic() - started)

@@ -11,8 +11,10 @@ __all__ = ["LesionCNN"]
 class LesionCNN(nn.Module):
     """A small 2D CNN for lesion classification.
 
-    No batch-norm running statistics: every state entry is a learned weight, so FedAvg
-    and SecAgg+ (which clips values to a fixed range) treat the whole state alike.
+    Group normalisation instead of batch norm: it trains as fast, behaves the same for the
+    small, uneven batches of small sites, and has no running statistics, so every state
+    entry is a learned weight that FedAvg and SecAgg+ (which clips values to a fixed
+    range) treat alike.
 
     Parameters
     ----------
@@ -43,6 +45,7 @@ class LesionCNN(nn.Module):
         for width in channels:
             blocks += [
                 nn.Conv2d(previous, width, kernel_size=3, padding=1),
+                nn.GroupNorm(min(8, width), width),
                 nn.ReLU(inplace=True),
                 nn.MaxPool2d(2),
             ]

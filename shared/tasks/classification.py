@@ -69,7 +69,7 @@ class ClassificationTask(Task):
             steps += [
                 RandFlipd("image", prob=0.5, spatial_axis=0),
                 RandFlipd("image", prob=0.5, spatial_axis=1),
-                RandAffined("image", prob=0.5, rotate_range=0.3, scale_range=0.1),
+                RandAffined("image", prob=0.0, rotate_range=0.3, scale_range=0.1),
                 RandGaussianNoised("image", prob=0.3, std=0.02),
             ]
         steps.append(EnsureTyped(keys="image", dtype=torch.float32, track_meta=False))
@@ -120,7 +120,7 @@ class ClassificationTask(Task):
                 loss = loss_fn(model(images), targets)
                 loss.backward()
                 optimizer.step()
-                total += float(loss) * len(targets)
+                total += loss.item() * len(targets)
                 seen += len(targets)
         return RoundResult(data.num_train, {"train_loss": total / max(seen, 1)})
 
