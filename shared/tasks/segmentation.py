@@ -106,9 +106,8 @@ class SegmentationTask(Task):
         return CacheDataset(items, transform, cache_rate=1.0, num_workers=0, progress=False)
 
     def train_round(self, model: nn.Module, data: SiteData, settings: TrainSettings) -> RoundResult:
-        seed = settings.seed + settings.server_round
-        torch.manual_seed(seed)
-        data.train.transform.set_random_state(seed=seed)
+        # MONAI's DataLoader seeds the random transforms from torch's generator.
+        torch.manual_seed(settings.seed + settings.server_round)
         model.to(settings.device).train()
         optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=1e-5)
         loss_fn = self.loss_function()
