@@ -57,9 +57,9 @@ def read_seg_labels(path: Path, series: SeriesVolume) -> np.ndarray:
             assert_missing_frames_are_empty=True,
             dtype=np.uint8,
         )
-    except RuntimeError as err:
-        raise DataError("DICOM SEG segments overlap; export one label per voxel") from err
     except _HIGHDICOM_ERRORS:
+        # No usable source references (or overlap): place frames by plane position,
+        # which also reports overlapping segments.
         frames = _frames_by_position(seg, series)
     return to_volume_axes(frames)
 
@@ -83,7 +83,10 @@ def _frames_by_position(seg: hd.seg.Segmentation, series: SeriesVolume) -> np.nd
             in_plane = offset - (offset @ stack.normal) * stack.normal
             if not 0 <= index < shape[0] or np.linalg.norm(in_plane) > 1e-2 * stack.spacing[0]:
                 raise DataError("DICOM SEG frame lies off its source series grid")
-            labels[index][frame > 0] = segment
+            covered = frame > 0
+            if np.any(labels[index][covered]):
+                raise DataError("DICOM SEG segments overlap; export one label per voxel")
+            labels[index][covered] = segment
     except (AttributeError, IndexError, KeyError, ValueError) as err:
         raise DataError("DICOM SEG frames neither reference nor locate source slices") from err
     return labels

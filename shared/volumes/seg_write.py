@@ -60,6 +60,9 @@ def write_seg(
         raise DataError(f"SEG mask shape must be {expected} (x, y, z) to fit its series")
     if not segment_labels or int(mask.max(initial=0)) > len(segment_labels) or mask.min() < 0:
         raise DataError("SEG mask values must lie in 0..len(segment_labels)")
+    # Dates from the study keep the file a pure function of its inputs.
+    date = str(first.get("StudyDate") or "20000101")
+    time = str(first.get("StudyTime") or "000000")
     uid_source = (str(first.SeriesInstanceUID), algorithm_name or "manual", series_number)
     seg = hd.seg.Segmentation(
         source_images=ordered,
@@ -77,11 +80,10 @@ def write_seg(
         content_label="SEGMENTATION",
         content_description="Segmentation",
         content_creator_name=None if algorithm_name else "MedFleet^Converter",
-        # Dates from the study keep the file a pure function of its inputs.
-        content_date=str(first.get("StudyDate") or "20000101"),
-        content_time=str(first.get("StudyTime") or "000000"),
+        content_date=date,
+        content_time=time,
     )
-    _fix_dimension_uid(seg, make_uid("medfleet-seg", *uid_source, "dimensions"))
+    _make_deterministic(seg, make_uid("medfleet-seg", *uid_source, "dimensions"), date, time)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     seg.save_as(path, enforce_file_format=True)
 
@@ -108,9 +110,13 @@ def _descriptions(labels: Sequence[str], algorithm: str | None) -> list[hd.seg.S
     return descriptions
 
 
-def _fix_dimension_uid(seg: Dataset, uid: str) -> None:
-    """Replace highdicom's random Dimension Organization UID by a deterministic one."""
+def _make_deterministic(seg: Dataset, uid: str, date: str, time: str) -> None:
+    """Replace highdicom's random UID and clock readings by values derived from the inputs."""
     for item in seg.get("DimensionOrganizationSequence", []):
         item.DimensionOrganizationUID = uid
     for item in seg.get("DimensionIndexSequence", []):
         item.DimensionOrganizationUID = uid
+    seg.InstanceCreationDate, seg.InstanceCreationTime = date, time
+    for item in seg.get("ContributingEquipmentSequence", []):
+        if "ContributionDateTime" in item:
+            item.ContributionDateTime = f"{date}{time}"
