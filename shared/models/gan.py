@@ -20,7 +20,10 @@ def _check_size(image_size: int) -> int:
 
 
 class GanGenerator(nn.Module):
-    """DCGAN generator: latent vector -> 4x4 map -> transposed-conv upsampling -> tanh image.
+    """DCGAN-style generator: latent vector -> 4x4 map -> (upsample, conv) stages -> tanh image.
+
+    Nearest-neighbour upsampling followed by a 3x3 convolution replaces DCGAN's transposed
+    convolutions, whose uneven overlap paints checkerboard and lattice artefacts.
 
     BatchNorm keeps no running statistics (``track_running_stats=False``): it always
     normalises with the batch's own statistics, so the state holds learned weights only
@@ -58,12 +61,17 @@ class GanGenerator(nn.Module):
         for stage in range(stages - 1):
             out = top // 2 ** (stage + 1)
             blocks += [
-                nn.ConvTranspose2d(previous, out, 4, stride=2, padding=1, bias=False),
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(previous, out, 3, padding=1, bias=False),
                 nn.BatchNorm2d(out, track_running_stats=False),
                 nn.ReLU(inplace=True),
             ]
             previous = out
-        blocks += [nn.ConvTranspose2d(previous, channels, 4, stride=2, padding=1), nn.Tanh()]
+        blocks += [
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(previous, channels, 3, padding=1),
+            nn.Tanh(),
+        ]
         self.upsample = nn.Sequential(*blocks)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -30,6 +30,8 @@ ADAM_BETAS = (0.5, 0.999)
 #: Generated images scored against each site's validation images; fixed noise each round.
 EVAL_SAMPLES = 128
 GRID_SAMPLES = 64
+#: At most this many training images form the real-vs-real reference distance `fd_real`.
+REFERENCE_IMAGES = 256
 _EVAL_SEED_OFFSET = 7_777
 
 
@@ -40,8 +42,10 @@ class GanTask(Task):
     dict, prefixed ``generator.`` / ``discriminator.``). Sites score the global model on
     their real validation images: `g_loss`, `d_loss` and two sample-quality distances on
     features of a fixed random CNN (`fd`, Fréchet distance; `mmd`, kernel MMD), which
-    are not Inception-FID values (see `shared.tasks.gan_quality`). The server writes a
-    grid of samples from a fixed noise batch every round.
+    are not Inception-FID values (see `shared.tasks.gan_quality`); `fd_real`, the same
+    distance from the site's real training images, is the floor to compare `fd` with.
+    `g_loss` depends on the global model only, so it is the same at every site. The
+    server writes a grid of samples from a fixed noise batch every round.
 
     Run-config options: `gan-latent-dim` (8-512, default 64), `gan-image-size` (power of
     two 16-256, default 64), `gan-steps-per-round` (0-100000, default 50; 0 means
@@ -57,6 +61,7 @@ class GanTask(Task):
         "g_loss",
         "d_loss",
         "fd",
+        "fd_real",
         "mmd",
     )
 
@@ -152,16 +157,14 @@ class GanTask(Task):
         d_fake = pair.discriminator(fake)
         g_loss = float(_bce(d_fake, 1.0))
         d_loss = float(_bce(d_real, 1.0) + _bce(d_fake, 0.0))
-        net = self._feature_net().to(settings.device)
-        real_features, fake_features = image_features(net, real), image_features(net, fake)
         metrics = {
             "loss": g_loss,
             "g_loss": g_loss,
             "d_loss": d_loss,
             "d_real_prob": float(torch.sigmoid(d_real).mean()),
-            "fd": frechet_distance(real_features, fake_features),
-            "mmd": kernel_mmd(real_features, fake_features),
         }
+        reference = _first_images(data.train, REFERENCE_IMAGES)
+        metrics.update(self._quality(real, fake, reference, settings.device))
         return RoundResult(len(real), metrics)
 
     def on_round_end(self, model: nn.Module, server_round: int, out_dir: Path) -> dict[str, str]:
@@ -172,6 +175,21 @@ class GanTask(Task):
             images = _generate(pair, noise)[:, 0].cpu().numpy()
         path = save_sample_grid(images, Path(out_dir) / "samples" / f"round-{server_round}.png")
         return {"samples": str(path)}
+
+    def _quality(
+        self, real: torch.Tensor, fake: torch.Tensor, reference: torch.Tensor, device: torch.device
+    ) -> dict[str, float]:
+        """`fd` and `mmd` of samples against real images; `fd_real` of real training images."""
+        net = self._feature_net().to(device)
+        real_features, fake_features = image_features(net, real), image_features(net, fake)
+        scores = {
+            "fd": frechet_distance(real_features, fake_features),
+            "mmd": kernel_mmd(real_features, fake_features),
+        }
+        if len(reference) >= 2:
+            # Real images scored like samples: the floor that a perfect generator reaches.
+            scores["fd_real"] = frechet_distance(real_features, image_features(net, reference))
+        return scores
 
     def _feature_net(self) -> FeatureNet:
         if self._features is None:
@@ -237,6 +255,11 @@ def _train_step(
     g_loss.backward()
     opt_g.step()
     return d_loss.item(), g_loss.item()
+
+
+def _first_images(dataset: Any, limit: int) -> torch.Tensor:
+    """Stack the first `limit` images of a dataset of {"image": tensor} items."""
+    return torch.stack([dataset[i]["image"] for i in range(min(limit, len(dataset)))])
 
 
 def _generate(pair: GanPair, noise: torch.Tensor, batch_size: int = 64) -> torch.Tensor:

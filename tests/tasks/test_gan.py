@@ -217,7 +217,7 @@ def test_short_training_lowers_fd_on_toy_data() -> None:
         task.train_round(model, data, settings(server_round))
     trained = task.evaluate(model, data, settings())
     # Assert
-    assert {"loss", "g_loss", "d_loss", "fd", "mmd"} <= set(trained.metrics)
+    assert {"loss", "g_loss", "d_loss", "fd", "fd_real", "mmd"} <= set(trained.metrics)
     assert trained.num_examples == 24
     assert trained.metrics["fd"] < 0.5 * untrained.metrics["fd"]
 
