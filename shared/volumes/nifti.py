@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import nibabel as nib
 import numpy as np
@@ -47,7 +48,7 @@ def read_nifti(path: Path) -> NiftiVolume:
         When the file cannot be read or is not a single 3D volume.
     """
     try:
-        image = nib.load(str(path))
+        image = cast(nib.spatialimages.SpatialImage, nib.load(str(path)))
         array = np.asanyarray(image.dataobj)
         affine = np.asarray(image.affine, dtype=np.float64)
     except (OSError, ValueError, EOFError, nib.filebasedimages.ImageFileError) as err:

@@ -51,7 +51,7 @@ def read_slice_headers(paths: Sequence[Path]) -> list[Dataset]:
     DataError
         When a file is unreadable or holds a multi-frame image.
     """
-    headers = []
+    headers: list[Dataset] = []
     for path in paths:
         try:
             ds = dcmread(path, stop_before_pixels=True)
