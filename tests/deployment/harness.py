@@ -75,13 +75,13 @@ def site_start_args(kit: str, data: str, device: str, state_dir: str) -> list[st
 
 
 def run_cli(
-    args: Sequence[str], home: Path, timeout: float = 60
+    args: Sequence[str], home: Path, timeout: float = 60, prefix: Sequence[str] = ()
 ) -> subprocess.CompletedProcess[str]:
-    """Run `medfleet ...` to completion, capturing its output."""
+    """Run `medfleet ...` to completion (after `prefix`, e.g. `ip netns exec NS`)."""
     return subprocess.run(
-        medfleet(args),
+        [*prefix, *medfleet(args)],
         cwd=REPO,
-        env=flower_env(home),
+        env=flower_env(home, {"PYTHONPATH": str(REPO)}),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -96,9 +96,9 @@ class Processes:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(
-        self, args: Sequence[str], log_file: Path, cli: bool = True
+        self, args: Sequence[str], log_file: Path, cli: bool = True, prefix: Sequence[str] = ()
     ) -> subprocess.Popen[bytes]:
-        command = medfleet(args) if cli else list(args)
+        command = [*prefix, *(medfleet(args) if cli else args)]
         env = flower_env(self.home, {"PYTHONPATH": str(REPO)})
         proc = spawn(command, env, log_file)
         self.procs.append(proc)
