@@ -91,9 +91,8 @@ class RecordingSecAggPlusWorkflow(SecAggPlusWorkflow):
         """Run Flower's stage, then save the masked uploads and their masked sum."""
         recorder = _RecordingGrid(grid)
         ok = super().collect_masked_vectors_stage(cast(Grid, recorder), context, state)
-        current_round = int(
-            context.state.config_records[MAIN_CONFIGS_RECORD][WorkflowKey.CURRENT_ROUND]
-        )
+        configs = context.state.config_records[MAIN_CONFIGS_RECORD]
+        current_round = cast(int, configs[WorkflowKey.CURRENT_ROUND])
         arrays: dict[str, np.ndarray] = {}
         for msg in recorder.replies:
             if msg.has_error():
@@ -104,6 +103,7 @@ class RecordingSecAggPlusWorkflow(SecAggPlusWorkflow):
         for i, arr in enumerate(getattr(state, "aggregate_ndarrays", [])):
             arrays[f"sum_{i}"] = arr
         self.record_dir.mkdir(parents=True, exist_ok=True)
-        np.savez(self.record_dir / f"round-{current_round}-masked.npz", **arrays)
+        path = self.record_dir / f"round-{current_round}-masked.npz"
+        np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds badly
         log.info("recorded %d masked uploads of round %d", len(recorder.replies), current_round)
         return ok
