@@ -42,16 +42,31 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def format_summary(sites: list[Path]) -> str:
-    """Return a table of images, malignant fraction, matrix and pixel spacing per site."""
-    header = f"{'site':<10}{'images':>8}{'malignant':>11}{'matrix':>10}{'spacing mm':>12}"
+    """Return a table of each site's counts (whatever its task records) and matrix size."""
+    infos = [(site, json.loads((site / "site.json").read_text())) for site in sites]
+    keys = list(infos[0][1]["counts"]) if infos else []
+    widths = [max(len(k), 8) + 2 for k in keys]
+    header = f"{'site':<10}" + "".join(f"{k:>{w}}" for k, w in zip(keys, widths, strict=True))
+    header += f"{'matrix':>10}{'spacing mm':>12}"
     lines = [header, "-" * len(header)]
-    for site in sites:
-        info = json.loads((site / "site.json").read_text())
-        counts, profile = info["counts"], info["profile"]
-        matrix = f"{profile['matrix']}x{profile['matrix']}"
+    for site, info in infos:
+        # The profile's matrix and pixel size describe the CT slices of classification
+        # sites; other tasks' generators choose their own geometry.
+        profile = info["profile"] if info.get("task") == "classification" else {}
+        matrix = f"{profile['matrix']}x{profile['matrix']}" if "matrix" in profile else "-"
+        cells = "".join(
+            f"{_cell(info['counts'].get(k)):>{w}}" for k, w in zip(keys, widths, strict=True)
+        )
+        spacing = profile.get("pixel_spacing_mm")
         lines.append(
-            f"{site.name:<10}{counts['images']:>8}{counts['malignant_fraction']:>11.2f}"
-            f"{matrix:>10}{profile['pixel_spacing_mm']:>12.2f}"
+            f"{site.name:<10}{cells}{matrix:>10}"
+            f"{_cell(spacing):>12}"
         )
     lines.append(f"wrote {len(sites)} sites under {sites[0].parent}" if sites else "no sites")
     return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return "-" if value is None else str(value)
