@@ -90,7 +90,10 @@ def _run(args: argparse.Namespace) -> int:
     )
     if not args.verbose:
         # MedFleet prints its own per-round table; Flower's round log and history dump
-        # would bury it. Flower's errors still show.
+        # would bury it. Flower's errors still show. Flower sets its logger's level when
+        # first imported, so import it before changing the level.
+        import flwr.common.logger  # noqa: F401
+
         logging.getLogger("flwr").setLevel(logging.ERROR)
     started = time.monotonic()
     record = run_simulation_job(SimulationOptions(run, args.sites, data, args.synth_scale))

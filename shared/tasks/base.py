@@ -38,6 +38,8 @@ class SiteData:
     train: Any
     val: Any
     report: Mapping[str, int] = field(default_factory=dict)
+    #: Task-specific site-local state (e.g. class weights); never sent.
+    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_train(self) -> int:

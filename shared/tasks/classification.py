@@ -12,16 +12,15 @@ from monai.data import CacheDataset, DataLoader, PersistentDataset
 from monai.transforms import (
     Compose,
     EnsureTyped,
-    RandAffined,
     RandFlipd,
     RandGaussianNoised,
     Resized,
-    ScaleIntensityRangePercentilesd,
 )
 from torch import nn
 
 from shared.config import RunConfig
 from shared.data import read_label_manifest, split_by_patient
+from shared.data.intensity import ScaleByModalityd
 from shared.dicom import ImageRecord, index_folder
 from shared.dicom.transforms import LoadDicomImaged
 from shared.errors import ConfigError, DataError
@@ -61,15 +60,13 @@ class ClassificationTask(Task):
         size = (self.image_size, self.image_size)
         steps: list[Any] = [
             LoadDicomImaged(keys="image"),
-            # Percentile scaling absorbs scanner differences in HU offset and gain.
-            ScaleIntensityRangePercentilesd("image", 0.5, 99.5, 0.0, 1.0, clip=True),
+            ScaleByModalityd("image"),
             Resized("image", spatial_size=size),
         ]
         if train:
             steps += [
                 RandFlipd("image", prob=0.5, spatial_axis=0),
                 RandFlipd("image", prob=0.5, spatial_axis=1),
-                RandAffined("image", prob=0.0, rotate_range=0.3, scale_range=0.1),
                 RandGaussianNoised("image", prob=0.3, std=0.02),
             ]
         steps.append(EnsureTyped(keys="image", dtype=torch.float32, track_meta=False))
@@ -96,6 +93,7 @@ class ClassificationTask(Task):
             train=self._dataset(_items(train, labels), True, cache_dir),
             val=self._dataset(_items(val, labels), False, cache_dir),
             report=counts,
+            extras={"class_weights": _class_weights([labels[r.sop_instance_uid] for r in train])},
         )
 
     def _dataset(self, items: list[dict[str, Any]], train: bool, cache_dir: Path | None) -> Any:
@@ -109,7 +107,10 @@ class ClassificationTask(Task):
         torch.manual_seed(settings.seed + settings.server_round)
         model.to(settings.device).train()
         optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
-        loss_fn = nn.CrossEntropyLoss()
+        # Inverse-frequency weights: each site's prevalence differs (non-IID), and without
+        # them a rare malignant class is never predicted at the 0.5 threshold.
+        weights = torch.as_tensor(data.extras["class_weights"], dtype=torch.float32)
+        loss_fn = nn.CrossEntropyLoss(weight=weights.to(settings.device))
         loader = DataLoader(data.train, batch_size=settings.batch_size, shuffle=True)
         total, seen = 0.0, 0
         for _ in range(settings.local_epochs):
@@ -148,6 +149,14 @@ class ClassificationTask(Task):
         return pooled_classification_metrics(results)
 
 
+def _class_weights(labels: list[int], num_classes: int = 2) -> list[float]:
+    counts = np.bincount(np.asarray(labels, dtype=int), minlength=num_classes).astype(float)
+    present = counts > 0
+    weights = np.ones(num_classes)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights.tolist()
+
+
 def _items(records: list[ImageRecord], labels: Mapping[str, int]) -> list[dict[str, Any]]:
     items = []
     for record in records:
@@ -156,6 +165,7 @@ def _items(records: list[ImageRecord], labels: Mapping[str, int]) -> list[dict[s
             {
                 "image": str(record.path),
                 "label": labels[record.sop_instance_uid],
+                "modality": record.modality,
                 # Part of PersistentDataset's cache key: a changed file is decoded again.
                 "signature": f"{stat.st_size}:{stat.st_mtime_ns}",
             }
