@@ -17,7 +17,6 @@ __all__ = ["privacy_guard_mod", "secagg_mod"]
 logger = logging.getLogger("medfleet.site")
 
 
-
 def privacy_guard_mod(msg: Message, ctxt: Context, call_next) -> Message:  # type: ignore[no-untyped-def]
     """Turn any exception into an error reply that carries no site-local detail.
 
@@ -34,7 +33,9 @@ def privacy_guard_mod(msg: Message, ctxt: Context, call_next) -> Message:  # typ
             reason = f"{type(err).__name__}: {err}"
         else:
             reason = f"{type(err).__name__} at the site; the site's log has the details"
-        return Message(Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=reason), reply_to=msg)
+        return Message(
+            Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=reason), reply_to=msg
+        )
 
 
 def secagg_mod(msg: Message, ctxt: Context, call_next) -> Message:  # type: ignore[no-untyped-def]

@@ -51,7 +51,9 @@ class SiteClient(NumPyClient):
     def get_parameters(self, config: dict[str, Scalar]) -> NDArrays:
         return self.task.get_weights(self.model)
 
-    def fit(self, parameters: NDArrays, config: dict[str, Scalar]) -> tuple[NDArrays, int, dict[str, Scalar]]:
+    def fit(
+        self, parameters: NDArrays, config: dict[str, Scalar]
+    ) -> tuple[NDArrays, int, dict[str, Scalar]]:
         self.task.set_weights(self.model, parameters)
         settings = self._settings(config)
         result = self.task.train_round(self.model, self.data, settings)
@@ -72,11 +74,15 @@ class SiteClient(NumPyClient):
             np.savez(path, *arrays, num_examples=result.num_examples)
         logger.info(
             "round %d: trained on %d images (%s)",
-            settings.server_round, result.num_examples, _fmt(result.metrics),
+            settings.server_round,
+            result.num_examples,
+            _fmt(result.metrics),
         )
         return arrays, result.num_examples, self._metrics(result.metrics, with_report=True)
 
-    def evaluate(self, parameters: NDArrays, config: dict[str, Scalar]) -> tuple[float, int, dict[str, Scalar]]:
+    def evaluate(
+        self, parameters: NDArrays, config: dict[str, Scalar]
+    ) -> tuple[float, int, dict[str, Scalar]]:
         self.task.set_weights(self.model, parameters)
         result = self.task.evaluate(self.model, self.data, self._settings(config))
         logger.info("validation on %d images: %s", result.num_examples, _fmt(result.metrics))

@@ -90,8 +90,12 @@ class RunRecorder:
         for name, metrics in sorted(rows.items(), key=lambda kv: kv[0] == OVERALL):
             cells = [_cell(metrics.get(m)) for m in self.table_metrics]
             n_val = metrics.get("num_examples_val")
-            table.add_row(name, "" if n_val is None else str(int(n_val)), *cells,
-                          style="bold" if name == OVERALL else None)
+            table.add_row(
+                name,
+                "" if n_val is None else str(int(n_val)),
+                *cells,
+                style="bold" if name == OVERALL else None,
+            )
         self.console.print(table)
 
     def finish(self, status: str, extra: Mapping[str, Any] | None = None) -> None:
@@ -107,9 +111,7 @@ class RunRecorder:
 
 def _clean(metrics: Mapping[str, Any]) -> dict[str, Any]:
     # JSON has no NaN: an undefined score (e.g. AUC with one class) is stored as null.
-    return {
-        k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()
-    }
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
 
 
 def _cell(value: Any) -> str:

@@ -66,7 +66,9 @@ class MedFleetFedAvg(FedAvg):
     def configure_fit(self, server_round, parameters, client_manager):  # type: ignore[no-untyped-def]
         instructions = super().configure_fit(server_round, parameters, client_manager)
         logger.info(
-            "round %d/%d: %d sites training locally", server_round, self.run.num_rounds,
+            "round %d/%d: %d sites training locally",
+            server_round,
+            self.run.num_rounds,
             len(instructions),
         )
         return instructions
@@ -98,7 +100,9 @@ class MedFleetFedAvg(FedAvg):
                 check_finite(parameters_to_ndarrays(res.parameters), "site update")
                 kept.append((proxy, res))
             except UpdateError as err:
-                logger.error("round %d: %s: %s; excluded", server_round, _site(proxy, res.metrics), err)
+                logger.error(
+                    "round %d: %s: %s; excluded", server_round, _site(proxy, res.metrics), err
+                )
                 failures.append(err)
         for failure in failures:
             logger.warning("round %d: a site failed: %s", server_round, _reason(failure))
@@ -114,7 +118,7 @@ class MedFleetFedAvg(FedAvg):
         aggregated = self.task.aggregate_metrics([(r.num_examples, r.metrics) for _, r in kept])
         self.recorder.record_stage("fit", server_round, per_site, aggregated, len(failures))
         self.recorder.record_files(server_round, self._save(server_round, arrays))
-        return ndarrays_to_parameters(arrays), aggregated
+        return ndarrays_to_parameters(arrays), dict(aggregated)
 
     def aggregate_evaluate(
         self,
@@ -132,7 +136,7 @@ class MedFleetFedAvg(FedAvg):
         aggregated["num_examples_val"] = sum(r.num_examples for _, r in results)
         self.recorder.record_stage("evaluate", server_round, per_site, aggregated, len(failures))
         self.recorder.print_round(server_round)
-        return loss, aggregated
+        return loss, dict(aggregated)
 
     def _save(self, server_round: int, arrays: list[np.ndarray]) -> dict[str, str]:
         ckpt_dir = self.out_dir / "checkpoints"

@@ -107,7 +107,9 @@ class RunConfig:
         _check_range("fraction-evaluate", self.fraction_evaluate, 0.0, 1.0)
         _check_range("min-sites", self.min_sites, 1)
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ConfigError(f"config key 'device' must be auto, cpu or cuda[:N], got {self.device!r}")
+            raise ConfigError(
+                f"config key 'device' must be auto, cpu or cuda[:N], got {self.device!r}"
+            )
 
     def to_mapping(self) -> dict[str, Scalar]:
         """The flat run-config form, as Flower passes it to the apps."""

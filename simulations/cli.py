@@ -23,23 +23,40 @@ def register(subparsers: Any) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--task", default="classification", help="classification, segmentation or gan")
+    parser.add_argument(
+        "--task", default="classification", help="classification, segmentation or gan"
+    )
     parser.add_argument("--sites", type=int, default=3, help="number of hospital sites")
     parser.add_argument("--rounds", type=int, default=5, help="federated rounds")
     parser.add_argument("--local-epochs", type=int, default=1, help="local epochs per round")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3, help="local learning rate")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--data", type=Path, default=None,
-                        help="the sites' data directory, one sub-folder per site "
-                             "(generated if absent; default OUT/data)")
-    parser.add_argument("--out", type=Path, default=Path("runs/sim"), help="output directory of the run")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="the sites' data directory, one sub-folder per site "
+        "(generated if absent; default OUT/data)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs/sim"), help="output directory of the run"
+    )
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]"
+    )
     parser.add_argument("--secagg", action="store_true", help="mask updates with SecAgg+")
-    parser.add_argument("--synth-scale", type=float, default=1.0,
-                        help="size factor of generated synthetic sites")
-    parser.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra run-config key (e.g. image-size=64); repeatable")
+    parser.add_argument(
+        "--synth-scale", type=float, default=1.0, help="size factor of generated synthetic sites"
+    )
+    parser.add_argument(
+        "--set",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra run-config key (e.g. image-size=64); repeatable",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -106,16 +123,20 @@ def _print_summary(record: dict[str, Any], data: Path, out: Path, seconds: float
     last = rounds[-1] if rounds else {}
     final = (last.get("evaluate") or {}).get("aggregated", {})
     shown = ", ".join(
-        f"{k}={v:.3f}" for k, v in final.items()
+        f"{k}={v:.3f}"
+        for k, v in final.items()
         if isinstance(v, float) and k not in ("tp", "fp", "tn", "fn")
     )
     print()
-    print(f"Run {record.get('status')} in {seconds:.0f} s: {len(rounds)} rounds, task {record.get('task')}")
+    status, task = record.get("status"), record.get("task")
+    print(f"Run {status} in {seconds:.0f} s: {len(rounds)} rounds, task {task}")
     print(f"  final validation (all sites, weighted): {shown or 'n/a'}")
     print(f"  site data           {data}")
     print(f"  run record          {out / 'run.json'}")
     print(f"  round checkpoints   {out / 'checkpoints'}")
     print(f"  final global model  {out / 'global_model.pt'}")
-    extra = sorted({k for r in rounds for k in r.get('files', {}) if k not in ('checkpoint', 'global_model')})
+    extra = sorted(
+        {k for r in rounds for k in r.get("files", {}) if k not in ("checkpoint", "global_model")}
+    )
     for kind in extra:
         print(f"  {kind:<19} {Path(rounds[-1]['files'].get(kind, '')).parent}")

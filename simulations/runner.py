@@ -39,10 +39,15 @@ def prepare_data(options: SimulationOptions) -> list[Path]:
     if not sites:
         from simulations.synth import generate_sites
 
-        logger.info("no site data in %s: generating %d synthetic sites", options.data_dir, options.num_sites)
+        logger.info(
+            "no site data in %s: generating %d synthetic sites", options.data_dir, options.num_sites
+        )
         sites = generate_sites(
-            options.data_dir, options.num_sites, options.run.seed,
-            task=options.run.task, scale=options.synth_scale,
+            options.data_dir,
+            options.num_sites,
+            options.run.seed,
+            task=options.run.task,
+            scale=options.synth_scale,
         )
     if len(sites) < options.num_sites:
         raise ConfigError(

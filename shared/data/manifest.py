@@ -26,7 +26,11 @@ def read_label_manifest(site_dir: Path, key: str = "sop_instance_uid") -> dict[s
     labels: dict[str, int] = {}
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
-        if reader.fieldnames is None or key not in reader.fieldnames or "label" not in reader.fieldnames:
+        if (
+            reader.fieldnames is None
+            or key not in reader.fieldnames
+            or "label" not in reader.fieldnames
+        ):
             raise DataError(f"{LABELS_FILE} must have the header '{key},label'")
         for line, row in enumerate(reader, start=2):
             try:

@@ -96,7 +96,9 @@ class Task(ABC):
         """Load arrays into `model`, cast to its dtypes, after shape and finiteness checks."""
         set_weights(model, arrays)
 
-    def aggregate_metrics(self, results: Sequence[tuple[int, Mapping[str, Any]]]) -> dict[str, float]:
+    def aggregate_metrics(
+        self, results: Sequence[tuple[int, Mapping[str, Any]]]
+    ) -> dict[str, float]:
         """Combine per-site metrics into one set, weighted by each site's example count."""
         from shared.metrics import weighted_mean
 

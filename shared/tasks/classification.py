@@ -28,7 +28,7 @@ from shared.metrics import classification_metrics, pooled_classification_metrics
 from shared.models import LesionCNN
 from shared.tasks.base import RoundResult, SiteData, Task, TrainSettings
 
-__all__ = ["ClassificationTask"]
+__all__ = ["ClassificationTask", "class_weights"]
 
 
 class ClassificationTask(Task):
@@ -40,7 +40,13 @@ class ClassificationTask(Task):
 
     name: ClassVar[str] = "classification"
     table_metrics: ClassVar[tuple[str, ...]] = (
-        "train_loss", "loss", "accuracy", "precision", "recall", "f1", "auc",
+        "train_loss",
+        "loss",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "auc",
     )
 
     def __init__(self, config: RunConfig) -> None:
@@ -48,9 +54,13 @@ class ClassificationTask(Task):
         self.image_size = int(config.options.get("image-size", 64))
         self.val_fraction = float(config.options.get("val-fraction", 0.2))
         if not 16 <= self.image_size <= 512:
-            raise ConfigError(f"config key 'image-size' must be in [16, 512], got {self.image_size}")
+            raise ConfigError(
+                f"config key 'image-size' must be in [16, 512], got {self.image_size}"
+            )
         if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(f"config key 'val-fraction' must be in (0, 1), got {self.val_fraction}")
+            raise ConfigError(
+                f"config key 'val-fraction' must be in (0, 1), got {self.val_fraction}"
+            )
 
     def build_model(self) -> nn.Module:
         torch.manual_seed(self.config.seed)
@@ -73,6 +83,28 @@ class ClassificationTask(Task):
         return Compose(steps)
 
     def load_site(self, site_dir: Path, cache_dir: Path | None = None) -> SiteData:
+        records, report, labels = self._labelled(site_dir)
+        train, val = split_by_patient(
+            records, lambda r: r.patient_key, self.val_fraction, self.config.seed
+        )
+        if not train:
+            raise DataError("site needs images of at least 2 patients (one for validation)")
+        counts = dict(report.summary())
+        counts["unlabelled"] = report.usable - len(records)
+        return SiteData(
+            name=site_dir.name,
+            train=self.make_dataset(_items(train, labels), True, cache_dir),
+            val=self.make_dataset(_items(val, labels), False, cache_dir),
+            report=counts,
+            extras={"class_weights": class_weights([labels[r.sop_instance_uid] for r in train])},
+        )
+
+    def labelled_items(self, site_dir: Path) -> list[dict[str, Any]]:
+        """Every usable labelled image of a folder as a dataset item (no split)."""
+        records, _, labels = self._labelled(site_dir)
+        return _items(records, labels)
+
+    def _labelled(self, site_dir: Path) -> tuple[list[ImageRecord], Any, dict[str, int]]:
         records, report = index_folder(site_dir)
         labels = read_label_manifest(site_dir)
         labelled = [r for r in records if r.sop_instance_uid in labels]
@@ -81,22 +113,12 @@ class ClassificationTask(Task):
                 "site has no usable labelled images: check `medfleet data check` and that "
                 "labels.csv lists the images' SOP Instance UIDs"
             )
-        train, val = split_by_patient(
-            labelled, lambda r: r.patient_key, self.val_fraction, self.config.seed
-        )
-        if not train:
-            raise DataError("site needs images of at least 2 patients (one for validation)")
-        counts = dict(report.summary())
-        counts["unlabelled"] = len(records) - len(labelled)
-        return SiteData(
-            name=site_dir.name,
-            train=self._dataset(_items(train, labels), True, cache_dir),
-            val=self._dataset(_items(val, labels), False, cache_dir),
-            report=counts,
-            extras={"class_weights": _class_weights([labels[r.sop_instance_uid] for r in train])},
-        )
+        return labelled, report, labels
 
-    def _dataset(self, items: list[dict[str, Any]], train: bool, cache_dir: Path | None) -> Any:
+    def make_dataset(
+        self, items: list[dict[str, Any]], train: bool, cache_dir: Path | None = None
+    ) -> Any:
+        """A MONAI dataset of `items` with the train or evaluation transforms, cached."""
         transform = self._transforms(train)
         if cache_dir is not None:
             # On-disk cache: a site daemon's later runs skip decoding entirely.
@@ -149,7 +171,8 @@ class ClassificationTask(Task):
         return pooled_classification_metrics(results)
 
 
-def _class_weights(labels: list[int], num_classes: int = 2) -> list[float]:
+def class_weights(labels: list[int], num_classes: int = 2) -> list[float]:
+    """Inverse-frequency class weights (1.0 for a class absent from `labels`)."""
     counts = np.bincount(np.asarray(labels, dtype=int), minlength=num_classes).astype(float)
     present = counts > 0
     weights = np.ones(num_classes)

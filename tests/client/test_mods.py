@@ -22,7 +22,9 @@ def _msg(kind: str = MessageType.TRAIN) -> Message:
 
 
 def _ctx(node_config: dict | None = None) -> Context:
-    return Context(run_id=1, node_id=1, node_config=node_config or {}, state=RecordDict(), run_config={})
+    return Context(
+        run_id=1, node_id=1, node_config=node_config or {}, state=RecordDict(), run_config={}
+    )
 
 
 def test_foreign_exception_text_never_reaches_the_server() -> None:

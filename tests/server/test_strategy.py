@@ -23,7 +23,9 @@ def _strategy(tmp_path: Path) -> MedFleetFedAvg:
 
 def _fit_res(arrays: list[np.ndarray], n: int, site: str) -> tuple[MagicMock, FitRes]:
     proxy = MagicMock(cid=site)
-    res = FitRes(Status(Code.OK, ""), ndarrays_to_parameters(arrays), n, {"site": site, "train_loss": 0.5})
+    res = FitRes(
+        Status(Code.OK, ""), ndarrays_to_parameters(arrays), n, {"site": site, "train_loss": 0.5}
+    )
     return proxy, res
 
 
@@ -58,7 +60,9 @@ def test_a_site_sending_nan_is_excluded_not_averaged(tmp_path: Path) -> None:
     failures: list = []
 
     # Execute
-    params, _ = strategy.aggregate_fit(1, [_fit_res(good, 10, "a"), _fit_res(bad, 90, "b")], failures)
+    params, _ = strategy.aggregate_fit(
+        1, [_fit_res(good, 10, "a"), _fit_res(bad, 90, "b")], failures
+    )
 
     # Assert
     saved = np.load(tmp_path / "checkpoints" / "round-1.npz")

@@ -74,7 +74,7 @@ def test_load_site_splits_by_patient_and_reports_counts(site_dir: Path) -> None:
     # Assert
     item = data.train[0]
     assert item["image"].shape == (1, 64, 64)
-    assert 0.0 <= float(item["image"].min()) and float(item["image"].max()) <= 1.0
+    assert float(item["image"].min()) >= 0.0 and float(item["image"].max()) <= 1.0
     assert data.num_train + data.num_val == data.report["usable"]
     assert data.num_val > 0
 
