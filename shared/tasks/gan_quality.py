@@ -26,15 +26,15 @@ class FeatureNet(nn.Module):
     def __init__(self, channels: int = 1, widths: tuple[int, ...] = (16, 32, 64)) -> None:
         super().__init__()
         rng = torch.Generator().manual_seed(FEATURE_SEED)
+        self.feature_dim = sum(widths)
         self.stages = nn.ModuleList()
         previous = channels
         for width in widths:
-            conv = nn.Conv2d(previous, width, 3, padding=1)
+            conv = nn.Conv2d(previous, width, 3, padding=1, bias=False)
             with torch.no_grad():
                 # He initialisation keeps activations of order one through the ReLUs.
                 std = (2.0 / (previous * 9)) ** 0.5
                 conv.weight.copy_(torch.randn(conv.weight.shape, generator=rng) * std)
-                conv.bias.zero_()
             self.stages.append(nn.Sequential(conv, nn.ReLU(), nn.AvgPool2d(2)))
             previous = width
         self.requires_grad_(False)
@@ -55,7 +55,7 @@ def image_features(net: FeatureNet, images: torch.Tensor, batch_size: int = 64) 
     device = next(net.parameters()).device
     chunks = [net(images[i : i + batch_size].to(device)) for i in range(0, len(images), batch_size)]
     if not chunks:
-        return np.zeros((0, sum(s[0].out_channels for s in net.stages)))
+        return np.zeros((0, net.feature_dim))
     return torch.cat(chunks).cpu().double().numpy()
 
 
