@@ -114,7 +114,8 @@ class GanTask(Task):
                 EnsureTyped(keys="image", dtype=torch.float32, track_meta=False),
             ]
         )
-        items = [_item(record) for record in records]
+        # The preparation is part of PersistentDataset's cache key: another size is re-made.
+        items = [{**_item(record), "prep": f"gan-{self.image_size}"} for record in records]
         if cache_dir is not None:
             return PersistentDataset(items, transform, cache_dir=cache_dir)
         return CacheDataset(items, transform, cache_rate=1.0, num_workers=0, progress=False)
@@ -228,7 +229,7 @@ def _as_pair(model: nn.Module) -> GanPair:
 def _cycle(loader: DataLoader, steps: int) -> Iterator[dict[str, Any]]:
     """Yield `steps` batches, starting the (reshuffled) loader again when it runs out."""
     done = 0
-    while done < steps:
+    while done < steps and len(loader) > 0:
         for batch in loader:
             yield batch
             done += 1
