@@ -15,9 +15,20 @@ log = logging.getLogger("medfleet.server")
 DEFAULT_STATE = Path("~/.medfleet/server")
 
 
+_FMT = argparse.ArgumentDefaultsHelpFormatter
+
+
 def register(subparsers: Any) -> None:
-    """Add the coordinator's sub-commands."""
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    """Add the coordinator's sub-commands: `provision`, `server start`, `server run`."""
+    _add_provision(subparsers)
+    server = subparsers.add_parser("server", help="run the federation's central server")
+    sub = server.add_subparsers(dest="server_command", metavar="ACTION", required=True)
+    _add_start(sub)
+    _add_run(sub)
+
+
+def _add_provision(subparsers: Any) -> None:
+    fmt = _FMT
     prov = subparsers.add_parser(
         "provision", help="create the CA, the server kit and one kit per site", formatter_class=fmt
     )
@@ -25,8 +36,9 @@ def register(subparsers: Any) -> None:
     prov.add_argument("--out", type=Path, required=True, help="folder receiving the kits")
     prov.set_defaults(func=_provision)
 
-    server = subparsers.add_parser("server", help="run the federation's central server")
-    sub = server.add_subparsers(dest="server_command", metavar="ACTION", required=True)
+
+def _add_start(sub: Any) -> None:
+    fmt = _FMT
     start = sub.add_parser(
         "start", help="start the SuperLink (TLS + site auth)", formatter_class=fmt
     )
@@ -39,6 +51,9 @@ def register(subparsers: Any) -> None:
     )
     start.set_defaults(func=_start)
 
+
+def _add_run(sub: Any) -> None:
+    fmt = _FMT
     run = sub.add_parser(
         "run", help="submit a training run to the started server", formatter_class=fmt
     )
