@@ -206,7 +206,6 @@ def test_train_round_updates_both_networks_and_reports_losses() -> None:
 
 def test_short_training_lowers_fd_on_toy_data() -> None:
     # Prepare
-    torch.set_num_threads(1)
     task = make_task(
         **{"gan-image-size": 32, "gan-width": 8, "gan-steps-per-round": 40, "gan-lr": 1e-3}
     )
