@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-__all__ = ["GanPair", "GanDiscriminator", "GanGenerator"]
+__all__ = ["GanDiscriminator", "GanGenerator", "GanPair"]
 
 
 def _check_size(image_size: int) -> int:
