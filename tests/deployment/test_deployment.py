@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from server.provision import provision
+from shared.process import stop
 from shared.secagg import QUANTIZATION_RANGE
 from tests.deployment import harness
 from tests.deployment.netns import Lan, in_netns, netns_available
@@ -39,6 +40,7 @@ class Deployment:
     procs: harness.Processes
     lan: Lan | None = None
     server_log: Path = field(init=False)
+    server: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
         self.server_log = self.root / "server.log"
@@ -69,16 +71,18 @@ def _federation(path: Path, address: str, sites: tuple[str, ...]) -> Path:
     return path
 
 
-def _start(dep: Deployment) -> None:
-    args = harness.server_start_args(
-        str(dep.kits / "server"),
-        str(dep.root / "server-state"),
-        "0.0.0.0" if dep.lan else "127.0.0.1",
-    )
-    server = dep.procs.start(
+def _start_server(dep: Deployment) -> subprocess.Popen[bytes]:
+    host = "0.0.0.0" if dep.lan else "127.0.0.1"
+    args = harness.server_start_args(str(dep.kits / "server"), str(dep.root / "server-state"), host)
+    dep.server = dep.procs.start(
         [*args, "--status-interval", "2"], dep.server_log, prefix=dep.on_server()
     )
-    harness.wait_for(dep.server_log, r"SuperLink pid \d+ serving", 120, server)
+    harness.wait_for(dep.server_log, r"SuperLink pid \d+ serving", 120, dep.server)
+    return dep.server
+
+
+def _start(dep: Deployment) -> None:
+    server = _start_server(dep)
     for i, site in enumerate(SITES):
         args = harness.site_start_args(
             str(dep.kits / site), str(dep.data[i]), "cpu", str(dep.root / f"{site}-state")
@@ -293,3 +297,17 @@ def test_private_key_with_wrong_permissions_is_refused_before_connecting(
     assert site.returncode == 2 and "mode 0644" in site.stderr and "chmod 600" in site.stderr
     assert server.returncode == 2 and "chmod 600" in server.stderr
     assert not (tmp_path / "state").exists() and not (tmp_path / "srv").exists()
+
+
+def test_sites_survive_a_server_restart(deployment: Deployment) -> None:
+    # Prepare: stop the server by its PID; the site daemons keep running
+    dep = deployment
+    assert dep.server is not None
+    stop(dep.server)
+    dep.procs.procs.remove(dep.server)
+    dep.server_log = dep.root / "server-restarted.log"
+    # Execute: the same command, the same state database
+    server = _start_server(dep)
+    # Assert: every site reconnects by itself, with its registration kept
+    harness.wait_for(dep.server_log, r"sites connected: site-a, site-b, site-c;", 150, server)
+    assert "was registered before" in dep.server_log.read_text()
