@@ -121,8 +121,10 @@ class ClassificationTask(Task):
         """A MONAI dataset of `items` with the train or evaluation transforms, cached."""
         transform = self._transforms(train)
         if cache_dir is not None:
-            # On-disk cache: a site daemon's later runs skip decoding entirely.
-            return PersistentDataset(items, transform, cache_dir=cache_dir)
+            # On-disk cache: a site daemon's later runs skip decoding entirely. The items
+            # are the cache key, so they name the input size the cached arrays have.
+            keyed = [{**item, "cache_key": f"classification-{self.image_size}"} for item in items]
+            return PersistentDataset(keyed, transform, cache_dir=cache_dir)
         return CacheDataset(items, transform, cache_rate=1.0, num_workers=0, progress=False)
 
     def train_round(self, model: nn.Module, data: SiteData, settings: TrainSettings) -> RoundResult:

@@ -18,6 +18,8 @@ SiteGenerator = Callable[[Path, SiteProfile, int], Path]
 SITE_GENERATORS: dict[str, SiteGenerator] = {
     "classification": generate_classification_site,
     "segmentation": generate_segmentation_site,
+    # The GAN learns to synthesise the CT slices of classification sites; labels unused.
+    "gan": generate_classification_site,
 }
 
 
