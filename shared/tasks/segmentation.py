@@ -93,13 +93,20 @@ class SegmentationTask(Task):
             raise DataError("site needs cases of at least 2 patients (one for validation)")
         return SiteData(
             name=site_dir.name,
-            train=self._dataset(train, train_transforms(self.options), cache_dir),
-            val=self._dataset(val, eval_transforms(), cache_dir),
+            train=self._dataset(train, "train", cache_dir),
+            val=self._dataset(val, "eval", cache_dir),
             report=report.summary(),
         )
 
-    def _dataset(self, cases: Sequence[SegCase], transform: Any, cache_dir: Path | None) -> Any:
-        items = [{"case": case, "signature": _signature(case)} for case in cases]
+    def _dataset(self, cases: Sequence[SegCase], role: str, cache_dir: Path | None) -> Any:
+        train = role == "train"
+        transform = train_transforms(self.options) if train else eval_transforms()
+        # The pipeline tag keeps a case's train and eval forms apart in the on-disk cache
+        # (its key is the item), e.g. when a new seed moves the case across the split.
+        pipeline = f"train:{self.options}" if train else "eval"
+        items = [
+            {"case": case, "signature": _signature(case), "pipeline": pipeline} for case in cases
+        ]
         if cache_dir is not None:
             # On-disk cache: a site daemon's later runs skip decoding entirely.
             return PersistentDataset(items, transform, cache_dir=cache_dir)

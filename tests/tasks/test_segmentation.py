@@ -209,3 +209,25 @@ def test_site_round_trains_and_scores_every_validation_case(tmp_path: Path, dims
     assert scored.num_examples == site.num_val == 2
     assert {"loss", "dice", "dice_1", "dice_2", "hd95", "hd95_1", "hd95_2"} <= set(scored.metrics)
     assert 0.0 <= scored.metrics["dice"] <= 1.0
+
+
+def test_on_disk_cache_keeps_train_and_eval_forms_apart(tmp_path: Path) -> None:
+    # Prepare
+    task = _task(**{"seg-samples-per-case": 1})
+    site_dir = _write_nifti_site(tmp_path / "site-1", n_cases=4)
+    cache = tmp_path / "cache"
+
+    # Execute: PersistentDataset writes on first access; a second load reads the cache.
+    first = task.load_site(site_dir, cache)
+    for dataset in (first.train, first.val):
+        for index in range(len(dataset)):
+            dataset[index]
+    cached = sorted(cache.iterdir())
+    site = task.load_site(site_dir, cache)
+    case = site.val[0]
+
+    # Assert: one cache file per case, and the eval form still carries the spacing.
+    assert len(cached) == 4
+    assert sorted(cache.iterdir()) == cached
+    assert case["spacing"].tolist() == [1.0, 1.0, 2.0]
+    assert task.evaluate(task.build_model(), site, _settings()).num_examples == 1
