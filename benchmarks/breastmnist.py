@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import time
@@ -93,6 +94,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=Path("runs/bench-breastmnist"))
     args = parser.parse_args()
+    import flwr.common.logger  # noqa: F401  (sets Flower's level on import; override after)
+
+    logging.getLogger("flwr").setLevel(logging.WARNING)
     out = args.out.resolve()
     sites_dir, test_dir = write_sites(args.npz, out / "data", args.seed)
     run = RunConfig.from_mapping(
