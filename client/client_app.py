@@ -9,11 +9,7 @@ from typing import Any
 from flwr.client import Client, ClientApp
 from flwr.common import Context
 
-from client.data_cache import load_site_cached
 from client.mods import privacy_guard_mod, secagg_mod
-from client.site_client import SiteClient
-from shared.config import RunConfig, SiteConfig
-from shared.tasks import get_task
 
 __all__ = ["app", "build_client_app"]
 
@@ -23,6 +19,13 @@ def build_client_app(overrides: Mapping[str, Any] | None = None) -> ClientApp:
     bound = dict(overrides or {})
 
     def client_fn(context: Context) -> Client:
+        # Deployed SuperNodes start a process per message; the SecAgg+ key-exchange stages
+        # never reach client_fn, so torch and MONAI are imported only when training.
+        from client.data_cache import load_site_cached
+        from client.site_client import SiteClient
+        from shared.config import RunConfig, SiteConfig
+        from shared.tasks import get_task
+
         run = RunConfig.from_mapping({**context.run_config, **bound})
         site = SiteConfig.from_node_config(context.node_config, run)
         task = get_task(run)
