@@ -58,10 +58,7 @@ def format_summary(sites: list[Path]) -> str:
             f"{_cell(info['counts'].get(k)):>{w}}" for k, w in zip(keys, widths, strict=True)
         )
         spacing = profile.get("pixel_spacing_mm")
-        lines.append(
-            f"{site.name:<10}{cells}{matrix:>10}"
-            f"{_cell(spacing):>12}"
-        )
+        lines.append(f"{site.name:<10}{cells}{matrix:>10}{_cell(spacing):>12}")
     lines.append(f"wrote {len(sites)} sites under {sites[0].parent}" if sites else "no sites")
     return "\n".join(lines)
 
