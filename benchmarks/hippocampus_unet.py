@@ -34,7 +34,7 @@ NNUNET_DICE = 0.895  # nnU-Net, Isensee et al. 2021: about 0.89-0.90 mean Dice
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line options; the defaults fit about 25 minutes on 2 CPU cores."""
+    """Command-line options; the defaults take about 25 minutes on 2 busy CPU cores."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("data", type=Path, help="msd_task04_hippocampus folder")
     parser.add_argument(
