@@ -91,7 +91,10 @@ class SegOptions:
         """Parse the flat run-config mapping; raise ConfigError naming a bad key."""
         dims = _int(options, "seg-spatial-dims", 3, 2, 3)
         channels = _channels(options)
-        patch = _int(options, "seg-patch-size", DEFAULT_PATCH[dims], 16, 256)
+        # 0 (the pyproject default) means: the default for the spatial dims.
+        patch = _int(options, "seg-patch-size", 0, 0, 256) or DEFAULT_PATCH[dims]
+        if patch < 16:
+            raise ConfigError(f"config key 'seg-patch-size' must be 0 (auto) or >= 16, got {patch}")
         factor = 2 ** (len(channels) - 1)
         if patch % factor:
             raise ConfigError(
