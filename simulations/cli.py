@@ -132,6 +132,8 @@ def _print_summary(record: dict[str, Any], data: Path, out: Path, seconds: float
     print(f"Run {status} in {seconds:.0f} s: {len(rounds)} rounds, task {task}")
     print(f"  final validation (all sites, weighted): {shown or 'n/a'}")
     print(f"  site data           {data}")
+    for line in _data_lines(rounds):
+        print(f"    {line}")
     print(f"  run record          {out / 'run.json'}")
     print(f"  round checkpoints   {out / 'checkpoints'}")
     print(f"  final global model  {out / 'global_model.pt'}")
@@ -140,3 +142,22 @@ def _print_summary(record: dict[str, Any], data: Path, out: Path, seconds: float
     )
     for kind in extra:
         print(f"  {kind:<19} {Path(rounds[-1]['files'].get(kind, '')).parent}")
+
+
+def _data_lines(rounds: list[dict[str, Any]]) -> list[str]:
+    """Each site's data report as its first fit reply carried it (counts only)."""
+    fit = (rounds[0].get("fit") or {}) if rounds else {}
+    lines = []
+    for site, metrics in sorted(fit.get("sites", {}).items()):
+        usable, skipped = metrics.get("data_usable"), metrics.get("data_skipped")
+        if usable is None:
+            continue
+        reasons = ", ".join(
+            f"{k.removeprefix('data_skipped_').replace('_', ' ')} {int(v)}"
+            for k, v in sorted(metrics.items())
+            if k.startswith("data_skipped_") and v
+        )
+        detail = f" ({reasons}; `medfleet data check --verbose` at the site)" if reasons else ""
+        counts = f"{int(usable)} usable images, {int(skipped or 0)} files skipped"
+        lines.append(f"{site}: {counts}{detail}")
+    return lines

@@ -9,6 +9,7 @@ import pytest
 from shared.config import RunConfig
 from shared.tasks import get_task
 from simulations.runner import SimulationOptions, run_simulation_job
+from simulations.synth import generate_sites
 
 
 def _run(tmp_path: Path, sites: int, rounds: int, scale: float, **extra: object) -> dict:
@@ -27,6 +28,12 @@ def _run(tmp_path: Path, sites: int, rounds: int, scale: float, **extra: object)
 
 
 def test_two_sites_two_rounds_change_weights_and_all_sites_report(tmp_path: Path) -> None:
+    # Prepare: site-1 also holds what real exports hold: a truncated file and a stray one
+    site_1 = generate_sites(tmp_path / "data", n_sites=2, seed=42, scale=0.2)[0]
+    good = next(site_1.rglob("*.dcm")).read_bytes()
+    (site_1 / "broken.dcm").write_bytes(good[: len(good) // 2])
+    (site_1 / "notes.bin").write_bytes(b"not an image")
+
     # Execute
     record = _run(tmp_path, sites=2, rounds=2, scale=0.2)
 
@@ -41,6 +48,9 @@ def test_two_sites_two_rounds_change_weights_and_all_sites_report(tmp_path: Path
         assert set(entry["evaluate"]["sites"]) == {"site-1", "site-2"}
         for metrics in entry["evaluate"]["sites"].values():
             assert {"accuracy", "recall", "f1", "loss"} <= set(metrics)
+    data_report = record["rounds"][0]["fit"]["sites"]["site-1"]
+    assert data_report["data_skipped"] == 2
+    assert data_report["data_skipped_truncated"] == 1
     on_disk = json.loads((tmp_path / "out" / "run.json").read_text())
     assert on_disk == record
     assert (tmp_path / "out" / "global_model.pt").is_file()
