@@ -144,26 +144,10 @@ def _start(args: argparse.Namespace) -> int:
         stop(proc)
 
 
-def _parse_options(pairs: list[str]) -> dict[str, Any]:
-    import tomllib
-
-    from shared.errors import ConfigError
-
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
-        try:
-            options[key] = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            options[key] = raw  # a bare word is a string
-    return options
-
-
 def _run(args: argparse.Namespace) -> int:
     from server.launcher import ServerKit
     from server.submit import default_app_dir, submit_run
+    from shared.config import parse_overrides
 
     srv = ServerKit.load(args.kit)
     state_dir = args.state_dir.expanduser().resolve()
@@ -174,7 +158,7 @@ def _run(args: argparse.Namespace) -> int:
         "min-sites": args.min_sites or len(srv.site_keys),
         "secagg": not args.no_secagg,
         "out-dir": str(Path(out_dir).expanduser().resolve()),
-        **_parse_options(args.options),
+        **parse_overrides(args.options),
     }
     app = (args.app or default_app_dir()).resolve()
     code = submit_run(app, config, state_dir / "flwr-home")

@@ -9,7 +9,7 @@ from typing import Any
 
 from shared.errors import ConfigError
 
-__all__ = ["RunConfig", "SecAggConfig", "SiteConfig", "resolve_device"]
+__all__ = ["RunConfig", "SecAggConfig", "SiteConfig", "parse_overrides", "resolve_device"]
 
 Scalar = int | float | str | bool
 
@@ -201,3 +201,23 @@ def resolve_device(name: str) -> str:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} requested but no CUDA device is visible; use 'auto'")
     return name
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Scalar]:
+    """Parse `--set KEY=VALUE` pairs; values are TOML literals, a bare word is a string.
+
+    `image-size=96` gives an int, `lr=0.5` a float, `secagg=true` a bool and
+    `seg-channels=8,16` the string "8,16", as Flower's `--run-config` would read them.
+    """
+    import tomllib
+
+    options: dict[str, Scalar] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            options[key] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            options[key] = raw
+    return options

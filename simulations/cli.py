@@ -60,36 +60,15 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=_run)
 
 
-def _parse_options(pairs: list[str]) -> dict[str, Any]:
-    from shared.errors import ConfigError
-
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
-        value: Any = raw
-        for cast in (int, float):
-            try:
-                value = cast(raw)
-                break
-            except ValueError:
-                continue
-        if raw.lower() in ("true", "false"):
-            value = raw.lower() == "true"
-        options[key] = value
-    return options
-
-
 def _run(args: argparse.Namespace) -> int:
-    from shared.config import RunConfig
+    from shared.config import RunConfig, parse_overrides
     from simulations.runner import SimulationOptions, run_simulation_job
 
     out = args.out.resolve()
     data = (args.data or out / "data").resolve()
     run = RunConfig.from_mapping(
         {
-            **_parse_options(args.options),
+            **parse_overrides(args.options),
             "task": args.task,
             "num-server-rounds": args.rounds,
             "local-epochs": args.local_epochs,

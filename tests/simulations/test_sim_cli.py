@@ -2,18 +2,19 @@
 
 import pytest
 
+from shared.config import parse_overrides
 from shared.errors import ConfigError
-from simulations.cli import _data_lines, _parse_options
+from simulations.cli import _data_lines
 
 
 def test_set_options_are_typed() -> None:
     # Execute
-    options = _parse_options(["image-size=96", "lr=0.5", "secagg=true", "seg-channels=8,16"])
+    options = parse_overrides(["image-size=96", "lr=0.5", "secagg=true", "seg-channels=8,16"])
 
     # Assert
     assert options == {"image-size": 96, "lr": 0.5, "secagg": True, "seg-channels": "8,16"}
     with pytest.raises(ConfigError, match="KEY=VALUE"):
-        _parse_options(["image-size"])
+        parse_overrides(["image-size"])
 
 
 def test_summary_lists_each_sites_data_report() -> None:
