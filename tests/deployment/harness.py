@@ -17,7 +17,6 @@ from shared.process import flower_env, spawn, stop
 REPO = Path(__file__).resolve().parents[2]
 APP_PARTS = ("server", "client", "shared", "pyproject.toml")
 # Run-config keys the tests set that the app's pyproject may not declare yet.
-TEST_KEYS = {"debug-record-masked": "false", "image-size": "64", "val-fraction": "0.2"}
 
 
 def free_port() -> int:
@@ -40,16 +39,6 @@ def copy_app(dest: Path) -> Path:
             shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__", ".*"))
         else:
             shutil.copy2(src, dest / part)
-    pyproject = dest / "pyproject.toml"
-    text = pyproject.read_text()
-    missing = [
-        f"{k} = {v}" for k, v in TEST_KEYS.items() if not re.search(rf"^{k}\s*=", text, re.M)
-    ]
-    if missing:
-        text = text.replace(
-            "[tool.flwr.app.config]\n", "[tool.flwr.app.config]\n" + "\n".join(missing) + "\n"
-        )
-        pyproject.write_text(text)
     return dest
 
 
