@@ -22,7 +22,7 @@ system-deps:
 
 demo: $(BIN)/.medfleet-installed
 	FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK=1 \
-	$(BIN)/medfleet sim --sites 3 --rounds 10 --local-epochs 2 --data runs/demo/data --out runs/demo
+	$(BIN)/medfleet sim --sites 3 --rounds 20 --local-epochs 2 --data runs/demo/data --out runs/demo
 
 test: $(BIN)/.medfleet-installed system-deps
 	FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK=1 \

@@ -74,6 +74,9 @@ def run_simulation_job(options: SimulationOptions) -> dict[str, Any]:
     """
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
     os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
+    # Ray's future default (leave CUDA_VISIBLE_DEVICES alone when no GPU is asked for);
+    # setting it also silences Ray's warning about the change.
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     from flwr.simulation import run_simulation
 
     from client.client_app import build_client_app
