@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from shared.data.listing import list_files, listing_signature
 from shared.tasks.base import SiteData, Task
 
 __all__ = ["load_site_cached"]
 
 _CACHE: dict[tuple[object, ...], SiteData] = {}
 _MAX_ENTRIES = 8
-
-
-def _listing_signature(root: Path) -> tuple[int, int, int]:
-    count = size = newest = 0
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            stat = os.stat(os.path.join(folder, name))
-            count, size, newest = count + 1, size + stat.st_size, max(newest, stat.st_mtime_ns)
-    return count, size, newest
 
 
 def load_site_cached(task: Task, data_dir: Path, cache_dir: Path | None) -> SiteData:
@@ -31,7 +21,7 @@ def load_site_cached(task: Task, data_dir: Path, cache_dir: Path | None) -> Site
     """
     folder = str(data_dir.resolve())
     options = tuple(sorted((k, str(v)) for k, v in task.config.options.items()))
-    key = (type(task).__name__, options, folder, _listing_signature(data_dir))
+    key = (type(task).__name__, options, folder, listing_signature(data_dir, list_files(data_dir)))
     if key not in _CACHE:
         # Drop stale entries of this folder; a simulation actor may serve a few sites.
         for old in [k for k in _CACHE if k[2] == folder or len(_CACHE) >= _MAX_ENTRIES]:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
-import os
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from shared.data.listing import Listing, list_files, listing_signature
 from shared.dicom.header import HeaderError, read_header
 from shared.dicom.reasons import SkipReason
 from shared.dicom.records import ImageRecord
@@ -26,7 +25,6 @@ logger = logging.getLogger(__name__)
 # Label manifests and notes that live next to the images; ignored without a report line.
 SIDECAR_SUFFIXES = frozenset({".csv", ".json", ".md", ".txt"})
 _CACHE_SIZE = 8
-_Listing = list[tuple[Path, int, int]]
 _cache: OrderedDict[tuple[str, str], tuple[list[ImageRecord], DataReport]] = OrderedDict()
 
 
@@ -51,8 +49,8 @@ def index_folder(root: Path) -> tuple[list[ImageRecord], DataReport]:
     root = Path(root).resolve()
     if not root.is_dir():
         raise DataError("data folder not found: set the site's data-dir to an existing folder")
-    listing = _list_files(root)
-    key = (str(root), _signature(root, listing))
+    listing = list_files(root, SIDECAR_SUFFIXES)
+    key = (str(root), listing_signature(root, listing))
     if key in _cache:
         _cache.move_to_end(key)
         records, report = _cache[key]
@@ -69,32 +67,7 @@ def clear_index_cache() -> None:
     _cache.clear()
 
 
-def _list_files(root: Path) -> _Listing:
-    """Return (path, size, mtime_ns) of candidate files, sorted, sidecars left out."""
-    listing: _Listing = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [name for name in dirs if not name.startswith(".")]
-        for name in files:
-            path = Path(folder, name)
-            if name.startswith(".") or path.suffix.lower() in SIDECAR_SUFFIXES:
-                continue
-            try:
-                stat = path.stat()
-            except OSError:
-                stat = None
-            listing.append((path, stat.st_size if stat else -1, stat.st_mtime_ns if stat else -1))
-    return sorted(listing)
-
-
-def _signature(root: Path, listing: _Listing) -> str:
-    """Hash of the listing; any added, removed, resized or touched file changes it."""
-    digest = hashlib.sha256()
-    for path, size, mtime in listing:
-        digest.update(f"{path.relative_to(root)}\0{size}\0{mtime}\n".encode())
-    return digest.hexdigest()
-
-
-def _index(listing: _Listing) -> tuple[list[ImageRecord], DataReport]:
+def _index(listing: Listing) -> tuple[list[ImageRecord], DataReport]:
     """Classify every listed file; the first file of a duplicated instance wins."""
     records: list[ImageRecord] = []
     report = DataReport(files=len(listing))

@@ -21,6 +21,7 @@ from torch import nn
 from shared.config import RunConfig
 from shared.data import read_label_manifest, split_by_patient
 from shared.data.intensity import ScaleByModalityd
+from shared.data.listing import file_signature
 from shared.dicom import ImageRecord, index_folder
 from shared.dicom.transforms import LoadDicomImaged
 from shared.errors import ConfigError, DataError
@@ -185,14 +186,13 @@ def class_weights(labels: list[int], num_classes: int = 2) -> list[float]:
 def _items(records: list[ImageRecord], labels: Mapping[str, int]) -> list[dict[str, Any]]:
     items = []
     for record in records:
-        stat = record.path.stat()
         items.append(
             {
                 "image": str(record.path),
                 "label": labels[record.sop_instance_uid],
                 "modality": record.modality,
                 # Part of PersistentDataset's cache key: a changed file is decoded again.
-                "signature": f"{stat.st_size}:{stat.st_mtime_ns}",
+                "signature": file_signature(record.path),
             }
         )
     return items

@@ -14,6 +14,7 @@ from torch import nn
 
 from shared.config import RunConfig
 from shared.data import split_by_patient
+from shared.data.listing import file_signature
 from shared.dicom import ImageRecord, index_folder
 from shared.dicom.transforms import LoadDicomImaged
 from shared.errors import ConfigError, DataError
@@ -215,9 +216,8 @@ def _option(
 
 
 def _item(record: ImageRecord) -> dict[str, Any]:
-    stat = record.path.stat()
     # The signature is part of PersistentDataset's cache key: a changed file is decoded again.
-    return {"image": str(record.path), "signature": f"{stat.st_size}:{stat.st_mtime_ns}"}
+    return {"image": str(record.path), "signature": file_signature(record.path)}
 
 
 def _as_pair(model: nn.Module) -> GanPair:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,6 +16,7 @@ from torch import nn
 
 from shared.config import RunConfig
 from shared.data import split_by_patient
+from shared.data.listing import file_signature
 from shared.errors import DataError
 from shared.tasks.base import RoundResult, SiteData, Task, TrainSettings
 from shared.tasks.seg_metrics import case_scores, summarise_scores
@@ -105,7 +105,12 @@ class SegmentationTask(Task):
         # (its key is the item), e.g. when a new seed moves the case across the split.
         pipeline = f"train:{self.options}" if train else "eval"
         items = [
-            {"case": case, "signature": _signature(case), "pipeline": pipeline} for case in cases
+            {
+                "case": case,
+                "signature": file_signature(*case.image, case.label),
+                "pipeline": pipeline,
+            }
+            for case in cases
         ]
         if cache_dir is not None:
             # On-disk cache: a site daemon's later runs skip decoding entirely.
@@ -167,9 +172,3 @@ def _as_spacing(spacing: Any) -> list[float] | None:
     if spacing is None:
         return None
     return [float(s) for s in np.asarray(spacing, dtype=float).ravel()]
-
-
-def _signature(case: SegCase) -> str:
-    """Sizes and mtimes of a case's files: part of the on-disk cache key."""
-    stats = [os.stat(path) for path in (*case.image, case.label)]
-    return f"{sum(s.st_size for s in stats)}:{max(s.st_mtime_ns for s in stats)}"

@@ -1,0 +1,47 @@
+"""Cheap change detection for site folders and files: stat-based listings and signatures."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Collection
+from pathlib import Path
+
+__all__ = ["Listing", "file_signature", "list_files", "listing_signature"]
+
+Listing = list[tuple[Path, int, int]]
+
+
+def list_files(root: Path, skip_suffixes: Collection[str] = ()) -> Listing:
+    """Return (path, size, mtime_ns) of every file under `root`, sorted.
+
+    Hidden files and folders are left out, and so are files whose suffix (lower case) is
+    in `skip_suffixes`. A file that cannot be stat'ed gets size and mtime -1.
+    """
+    listing: Listing = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [name for name in dirs if not name.startswith(".")]
+        for name in files:
+            path = Path(folder, name)
+            if name.startswith(".") or path.suffix.lower() in skip_suffixes:
+                continue
+            try:
+                stat = path.stat()
+            except OSError:
+                stat = None
+            listing.append((path, stat.st_size if stat else -1, stat.st_mtime_ns if stat else -1))
+    return sorted(listing)
+
+
+def listing_signature(root: Path, listing: Listing) -> str:
+    """Hash of a listing; any added, removed, renamed, resized or touched file changes it."""
+    digest = hashlib.sha256()
+    for path, size, mtime in listing:
+        digest.update(f"{path.relative_to(root)}\0{size}\0{mtime}\n".encode())
+    return digest.hexdigest()
+
+
+def file_signature(*paths: Path | str) -> str:
+    """'size:mtime' of the files together (total size, newest mtime): a cache-key part."""
+    stats = [os.stat(path) for path in paths]
+    return f"{sum(s.st_size for s in stats)}:{max(s.st_mtime_ns for s in stats)}"

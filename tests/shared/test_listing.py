@@ -1,0 +1,38 @@
+"""Stat-based listings and signatures used as cache keys."""
+
+import os
+from pathlib import Path
+
+from shared.data.listing import file_signature, list_files, listing_signature
+
+
+def test_signature_changes_on_add_rename_and_touch_but_skips_hidden_and_sidecars(
+    tmp_path: Path,
+) -> None:
+    # Prepare
+    (tmp_path / "a.dcm").write_bytes(b"12345")
+    (tmp_path / "labels.csv").write_text("x")
+    (tmp_path / ".hidden").write_text("x")
+    before = listing_signature(tmp_path, list_files(tmp_path))
+
+    # Execute / Assert
+    assert [p.name for p, _, _ in list_files(tmp_path, {".csv"})] == ["a.dcm"]
+    assert [p.name for p, _, _ in list_files(tmp_path)] == ["a.dcm", "labels.csv"]
+    (tmp_path / "a.dcm").rename(tmp_path / "b.dcm")
+    renamed = listing_signature(tmp_path, list_files(tmp_path))
+    assert renamed != before
+    os.utime(tmp_path / "b.dcm", ns=(1, 1))
+    assert listing_signature(tmp_path, list_files(tmp_path)) != renamed
+
+
+def test_file_signature_totals_size_and_takes_the_newest_mtime(tmp_path: Path) -> None:
+    # Prepare
+    first, second = tmp_path / "1", tmp_path / "2"
+    first.write_bytes(b"abc")
+    second.write_bytes(b"de")
+    os.utime(first, ns=(5, 5))
+    os.utime(second, ns=(9, 9))
+
+    # Execute / Assert
+    assert file_signature(first) == "3:5"
+    assert file_signature(first, second) == "5:9"
