@@ -9,7 +9,14 @@ from typing import Any
 
 from shared.errors import ConfigError
 
-__all__ = ["RunConfig", "SecAggConfig", "SiteConfig", "parse_overrides", "resolve_device"]
+__all__ = [
+    "RunConfig",
+    "SecAggConfig",
+    "SiteConfig",
+    "parse_overrides",
+    "resolve_device",
+    "site_folders",
+]
 
 Scalar = int | float | str | bool
 
@@ -179,11 +186,17 @@ class SiteConfig:
         )
 
 
+def site_folders(root: Path) -> list[Path]:
+    """The site folders under a simulation data root, in the order nodes are mapped to them."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
 def _simulated_site_dir(run: RunConfig, partition_id: int) -> Path:
     if not run.sim_data_root:
         raise ConfigError("run config 'sim-data-root' is empty; run `medfleet sim --data DIR`")
-    root = Path(run.sim_data_root)
-    sites = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    sites = site_folders(Path(run.sim_data_root))
     if partition_id >= len(sites):
         raise ConfigError(
             f"simulated site {partition_id} has no folder: 'sim-data-root' holds "

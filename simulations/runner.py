@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.config import RunConfig
+from shared.config import RunConfig, site_folders
 from shared.errors import ConfigError
 
 __all__ = ["SimulationOptions", "run_simulation_job"]
@@ -27,15 +27,9 @@ class SimulationOptions:
     synth_scale: float = 1.0
 
 
-def _site_folders(data_dir: Path) -> list[Path]:
-    if not data_dir.is_dir():
-        return []
-    return sorted(p for p in data_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
 def prepare_data(options: SimulationOptions) -> list[Path]:
     """Use the sites under `data_dir`, generating synthetic sites when there are none."""
-    sites = _site_folders(options.data_dir)
+    sites = site_folders(options.data_dir)
     if not sites:
         from simulations.synth import generate_sites
 
