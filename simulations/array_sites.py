@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from pydicom.uid import SecondaryCaptureImageStorage
 
-from simulations.synth.dicom_writer import (
+from shared.dicom.writer import (
     EquipmentInfo,
     PatientInfo,
     SeriesInfo,

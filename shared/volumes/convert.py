@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.dicom.writer import PatientInfo, StudyInfo, make_uid
 from shared.errors import ConfigError, DataError
 from shared.volumes.mr_series import write_mr_series
 from shared.volumes.nifti import NiftiVolume, label_map, list_nifti, read_nifti
 from shared.volumes.seg_write import write_seg
-from simulations.synth.dicom_writer import PatientInfo, StudyInfo, make_uid
 
 __all__ = ["CONVERSION_TABLE", "assign_sites", "convert_nifti_sites", "nifti_geometry"]
 

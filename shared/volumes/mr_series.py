@@ -10,8 +10,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import MRImageStorage
 
-from shared.errors import DataError
-from simulations.synth.dicom_writer import (
+from shared.dicom.writer import (
     EquipmentInfo,
     PatientInfo,
     SeriesInfo,
@@ -21,6 +20,7 @@ from simulations.synth.dicom_writer import (
     new_dataset,
     write_dataset,
 )
+from shared.errors import DataError
 
 __all__ = ["AXIAL", "MrAcquisition", "write_mr_series"]
 

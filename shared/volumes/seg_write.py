@@ -10,9 +10,9 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
+from shared.dicom.writer import make_uid
 from shared.errors import DataError
 from shared.volumes.geometry import stack_slices
-from simulations.synth.dicom_writer import make_uid
 
 __all__ = ["write_seg"]
 

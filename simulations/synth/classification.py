@@ -10,6 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.dicom.writer import (
+    PatientInfo,
+    SeriesInfo,
+    StudyInfo,
+    make_uid,
+    write_dataset,
+)
 from simulations.synth.anatomy import (
     Grid,
     draw_chest_wall,
@@ -18,13 +25,6 @@ from simulations.synth.anatomy import (
     sample_chest_wall,
 )
 from simulations.synth.ct_image import CtSlice, build_ct_slice
-from simulations.synth.dicom_writer import (
-    PatientInfo,
-    SeriesInfo,
-    StudyInfo,
-    make_uid,
-    write_dataset,
-)
 from simulations.synth.lesions import Lesion, draw_lesion, sample_lesion
 from simulations.synth.scanner import acquire, encode
 from simulations.synth.sites import SiteProfile

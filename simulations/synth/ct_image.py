@@ -8,7 +8,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import CTImageStorage
 
-from simulations.synth.dicom_writer import (
+from shared.dicom.writer import (
     EquipmentInfo,
     PatientInfo,
     SeriesInfo,
@@ -74,7 +74,7 @@ def build_ct_slice(
     Returns
     -------
     pydicom.dataset.Dataset
-        Ready for `simulations.synth.dicom_writer.write_dataset`.
+        Ready for `shared.dicom.writer.write_dataset`.
     """
     ds = new_dataset(
         CTImageStorage, ct_slice.sop_instance_uid, patient, study, series, equipment_of(profile)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from simulations.synth.dicom_writer import EquipmentInfo, PatientInfo, StudyInfo, make_uid
+from shared.dicom.writer import EquipmentInfo, PatientInfo, StudyInfo, make_uid
+from shared.volumes import MrAcquisition, write_mr_series, write_seg
 from simulations.synth.mr_head import MrSiteSettings, mr_settings, render_head
 from simulations.synth.sites import SiteProfile
 
@@ -58,9 +59,6 @@ def _write_case(
     site_dir: Path, profile: SiteProfile, settings: MrSiteSettings, seed: int, number: int
 ) -> int:
     """Write one patient's MR series and SEG; return the number of labelled voxels."""
-    # Imported here: shared.volumes reuses this package's dicom_writer (import cycle).
-    from shared.volumes import MrAcquisition, write_mr_series, write_seg
-
     rng = _rng(seed, profile, number)
     patient, study = _patient(profile, seed, number, rng)
     image, labels = render_head(settings, rng)

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset
 
+from shared.dicom.writer import PatientInfo, StudyInfo
 from shared.volumes import write_mr_series, write_seg
 from shared.volumes.mr_series import AXIAL
-from simulations.synth.dicom_writer import PatientInfo, StudyInfo
 
 # Distinctive fake identifier: reports must never contain it.
 PATIENT_ID = "PID-VOL-7731-QX"
