@@ -11,7 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from shared.data.listing import Listing, list_files, listing_signature
-from shared.dicom.header import HeaderError, read_header
+from shared.dicom.header import HeaderError, read_header, transfer_syntax
+from shared.dicom.image import load_image
 from shared.dicom.reasons import SkipReason
 from shared.dicom.records import ImageRecord
 from shared.dicom.report import DataReport
@@ -106,9 +107,19 @@ def _quiet_pydicom() -> Iterator[None]:
 
 
 def _classify_file(path: Path) -> ImageRecord | SkipReason:
-    """Read one file's header and classify it; never raises for a bad file."""
+    """Read one file's header and classify it; never raises for a bad file.
+
+    Compressed images are also decoded once (the frame the loader reads by default): a
+    broken codestream shows only then, and must not stop training later.
+    """
     try:
-        return classify(path, read_header(path))
+        header = read_header(path)
+        outcome = classify(path, header)
+        if isinstance(outcome, ImageRecord) and transfer_syntax(header.dataset).is_encapsulated:
+            load_image(path)
+        return outcome
+    except DataError:
+        return SkipReason.UNDECODABLE
     except HeaderError as err:
         return err.reason
     except OSError:

@@ -19,11 +19,14 @@ class SkipReason(StrEnum):
     TRUNCATED = "truncated/corrupt"
     UNREADABLE = "unreadable (I/O error or permission denied)"
     DICOMDIR = "DICOMDIR (media directory index)"
-    NON_IMAGE = "no pixel data (non-image object)"
+    NON_IMAGE = "non-image object (no pixel data, SR, RT, presentation state, ...)"
     UNSUPPORTED_TRANSFER_SYNTAX = "unsupported transfer syntax (no decoder installed)"
     MISSING_ATTRIBUTE = "missing required attribute"
     INVALID_ATTRIBUTE = "invalid attribute value"
     UNSUPPORTED_PHOTOMETRIC = "unsupported photometric interpretation"
+    IMAGE_TOO_LARGE = "image too large (Rows x Columns over the per-frame cap)"
+    PIXEL_DATA_MISMATCH = "pixel data does not match Rows/Columns/frames"
+    UNDECODABLE = "compressed pixel data cannot be decoded (broken codestream)"
     DUPLICATE = "duplicate SOP instance"
 
     @property

@@ -7,14 +7,19 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 from pydicom.pixels import get_decoder
-from pydicom.pixels.utils import get_expected_length
 
+from shared.dicom.geometry import (
+    check_fragments,
+    check_native_length,
+    check_pixel_module,
+    frame_count,
+)
 from shared.dicom.header import PIXEL_DATA, Header, transfer_syntax
 from shared.dicom.kinds import ObjectKind, object_kind
 from shared.dicom.reasons import SkipReason
 from shared.dicom.records import ImageRecord, patient_key
 
-__all__ = ["INDEXED_KINDS", "REQUIRED_ATTRIBUTES", "SUPPORTED_PHOTOMETRIC", "classify"]
+__all__ = ["INDEXED_KINDS", "REQUIRED_ATTRIBUTES", "classify"]
 
 # Object kinds that become ImageRecords; other kinds are skipped as non-image objects.
 INDEXED_KINDS = frozenset({ObjectKind.IMAGE})
@@ -29,8 +34,6 @@ REQUIRED_ATTRIBUTES = (
     "PixelRepresentation",
     "PhotometricInterpretation",
 )
-SUPPORTED_PHOTOMETRIC = frozenset({"MONOCHROME1", "MONOCHROME2"})
-_BITS_ALLOCATED = frozenset({1, 8, 16, 32})
 # Modality is a Code String: short upper-case code; anything else is reported as unknown.
 _MODALITY_PATTERN = re.compile(r"[A-Z0-9_]{1,16}")
 
@@ -67,23 +70,19 @@ def classify(path: Path, header: Header) -> ImageRecord | SkipReason:
 
 
 def _check_image(path: Path, ds: Dataset, header: Header) -> ImageRecord | SkipReason:
-    """Check photometry, geometry, decoder and pixel length; build the record."""
-    if ds.PhotometricInterpretation not in SUPPORTED_PHOTOMETRIC or ds.SamplesPerPixel != 1:
-        return SkipReason.UNSUPPORTED_PHOTOMETRIC
-    frames = int(ds.get("NumberOfFrames") or 1)
-    if min(ds.Rows, ds.Columns, frames) < 1 or ds.BitsAllocated not in _BITS_ALLOCATED:
-        return SkipReason.INVALID_ATTRIBUTE
+    """Check the pixel module, decoder and pixel data length; build the record."""
+    problem = check_pixel_module(ds)
+    if problem is not None:
+        return problem
     if not _decoder_available(ds):
         return SkipReason.UNSUPPORTED_TRANSFER_SYNTAX
     pixel = header.pixel_data
     assert pixel is not None  # checked by the caller
     if pixel.length is None:
-        # A frame may span fragments, but a fragment never holds two frames.
-        if pixel.fragments < frames:
-            return SkipReason.TRUNCATED
-    elif pixel.length < get_expected_length(ds):
-        return SkipReason.TRUNCATED
-    return _record(path, ds, frames)
+        problem = check_fragments(ds, pixel.fragments)
+    else:
+        problem = check_native_length(ds, pixel.length)
+    return problem or _record(path, ds, frame_count(ds))
 
 
 def _decoder_available(ds: Dataset) -> bool:

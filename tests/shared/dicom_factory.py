@@ -123,13 +123,30 @@ def structured_report(path: Path) -> Path:
     return write(ds, path)
 
 
-def rgb_image(path: Path) -> Path:
-    """An RGB secondary capture, which the grayscale pipeline skips."""
+def rgb_values(seed: int = 0) -> np.ndarray:
+    """Deterministic 8-bit RGB samples, shape (ROWS, COLUMNS, 3)."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(ROWS, COLUMNS, 3), dtype=np.uint8)
+
+
+def colour_dataset(samples: np.ndarray, photometric: str = "RGB") -> Dataset:
+    """An uncompressed 8-bit three-sample secondary capture (colour-by-pixel)."""
     ds = image_dataset(stored_values(), modality="OT")
-    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+    del ds.RescaleSlope, ds.RescaleIntercept
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, photometric, 0
     ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
-    ds.PixelData = bytes(ROWS * COLUMNS * 3)
-    return write(ds, path)
+    ds.PixelData = samples.astype(np.uint8).tobytes()
+    return ds
+
+
+def rgb_image(path: Path, seed: int = 0) -> Path:
+    """An RGB secondary capture holding `rgb_values(seed)`."""
+    return write(colour_dataset(rgb_values(seed)), path)
+
+
+def unsupported_colour(path: Path) -> Path:
+    """A retired HSV image: a colour space pydicom cannot convert."""
+    return write(colour_dataset(rgb_values(), photometric="HSV"), path)
 
 
 def undecodable(path: Path) -> Path:
@@ -175,9 +192,9 @@ def build_site(folder: Path) -> dict[str, Path]:
     """A PACS-export-like folder with one file of each case; returns paths by case name.
 
     Usable: plain, RLE, JPEG 2000, JPEG-LS, big endian, implicit VR, no preamble (with and
-    without file meta), multi-frame, MONOCHROME1 (10). Skipped: SR, RGB, MPEG-2, truncated
-    native, truncated RLE, random bytes, a log file, a duplicate copy (8). Ignored:
-    labels.csv, site.json, a hidden folder.
+    without file meta), multi-frame, MONOCHROME1, RGB (11). Skipped: SR, HSV, MPEG-2,
+    truncated native, truncated RLE, random bytes, a log file, a duplicate copy (8).
+    Ignored: labels.csv, site.json, a hidden folder.
     """
     from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
 
@@ -205,6 +222,7 @@ def build_site(folder: Path) -> dict[str, Path]:
         ),
         "sr": structured_report(folder / "sr.dcm"),
         "rgb": rgb_image(folder / "rgb.dcm"),
+        "hsv": unsupported_colour(folder / "hsv.dcm"),
         "mpeg": undecodable(folder / "video.dcm"),
         "random": random_bytes(folder / "random.bin"),
     }

@@ -157,13 +157,13 @@ def test_corrupt_pixel_data_raises_data_error_without_path(tmp_path: Path) -> No
     assert all("secret" not in message and str(tmp_path) not in message for message in errors)
 
 
-def test_non_grayscale_and_undecodable_raise_data_error(tmp_path: Path) -> None:
+def test_unsupported_colour_and_undecodable_raise_data_error(tmp_path: Path) -> None:
     # Prepare
-    rgb = factory.rgb_image(tmp_path / "rgb.dcm")
+    hsv = factory.unsupported_colour(tmp_path / "hsv.dcm")
     video = factory.undecodable(tmp_path / "video.dcm")
 
     # Execute / Assert
-    with pytest.raises(DataError, match="grayscale"):
-        load_image(rgb)
+    with pytest.raises(DataError, match="unsupported photometric"):
+        load_image(hsv)
     with pytest.raises(DataError, match="decoder"):
         load_image(video)

@@ -29,10 +29,10 @@ def test_index_counts_usable_images_and_skip_reasons(site: tuple[Path, dict[str,
     records, report = index_folder(root)
 
     # Assert
-    assert report.files == 18
-    assert len(records) == 10
-    assert report.usable_by_modality == {"CT": 9, "CR": 1}
-    assert report.series == 10
+    assert report.files == 19
+    assert len(records) == 11
+    assert report.usable_by_modality == {"CT": 9, "CR": 1, "OT": 1}
+    assert report.series == 11
     assert report.skipped_by_reason == {
         SkipReason.NON_IMAGE.value: 1,
         SkipReason.UNSUPPORTED_PHOTOMETRIC.value: 1,
@@ -48,7 +48,7 @@ def test_index_gives_each_skipped_file_its_reason(site: tuple[Path, dict[str, Pa
     root, paths = site
     expected = {
         "sr": SkipReason.NON_IMAGE,
-        "rgb": SkipReason.UNSUPPORTED_PHOTOMETRIC,
+        "hsv": SkipReason.UNSUPPORTED_PHOTOMETRIC,
         "mpeg": SkipReason.UNSUPPORTED_TRANSFER_SYNTAX,
         "random": SkipReason.NOT_DICOM,
         "log": SkipReason.NOT_DICOM,
@@ -145,7 +145,7 @@ def test_index_reads_headers_once_per_unchanged_folder(
     reads_second = len(calls) - reads_first
 
     # Assert
-    assert reads_first == 18
+    assert reads_first == 19
     assert reads_second == 0
     assert first[0] == second[0]
     assert first[1] == second[1]
