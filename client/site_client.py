@@ -46,6 +46,10 @@ class SiteClient(NumPyClient):
             seed=self.run.seed,
             device=self.device,
             server_round=int(config.get("server-round", 1)),
+            # Flower's FedProx strategy puts `proximal_mu` in every fit instruction.
+            proximal_mu=float(config.get("proximal_mu", 0.0)),
+            grad_clip_norm=float(self.run.options.get("grad-clip-norm", 0.0)),
+            amp=bool(self.run.options.get("amp", True)),
         )
 
     def get_parameters(self, config: dict[str, Scalar]) -> NDArrays:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -13,6 +13,8 @@ import torch
 from torch import nn
 
 from shared.config import RunConfig
+from shared.errors import ConfigError
+from shared.tasks.loop import train_local
 from shared.weights import get_weights, set_weights
 
 __all__ = ["RoundResult", "SiteData", "Task", "TrainSettings"]
@@ -28,6 +30,20 @@ class TrainSettings:
     seed: int
     device: torch.device
     server_round: int = 1
+    #: FedProx's proximal weight (the strategy's ``proximal_mu``); 0 is plain local SGD.
+    proximal_mu: float = 0.0
+    #: Clip each step's gradient to this global L2 norm; 0 leaves gradients as they are.
+    grad_clip_norm: float = 0.0
+    #: Mixed precision on CUDA (bf16, else fp16 with loss scaling); ignored on CPU.
+    amp: bool = True
+
+    def __post_init__(self) -> None:
+        for key, value in (
+            ("proximal_mu", self.proximal_mu),
+            ("grad-clip-norm", self.grad_clip_norm),
+        ):
+            if not value >= 0.0:  # also rejects NaN
+                raise ConfigError(f"config key '{key}' must be >= 0, got {value}")
 
 
 @dataclass
@@ -80,9 +96,42 @@ class Task(ABC):
     def load_site(self, site_dir: Path, cache_dir: Path | None = None) -> SiteData:
         """Index and prepare a site's data folder (train/val split, transforms, cache)."""
 
-    @abstractmethod
     def train_round(self, model: nn.Module, data: SiteData, settings: TrainSettings) -> RoundResult:
-        """Train `model` in place on the site's train split for the configured epochs."""
+        """Train `model` in place on the site's train split for the configured epochs.
+
+        Supervised tasks keep this template and supply `batch_loss` (and, when the
+        defaults do not fit, `train_loader` and `make_optimizer`); the shared loop
+        (`shared.tasks.loop.train_local`) does seeding, device, AMP, clipping and FedProx.
+        Tasks with another kind of step (the GAN) override it. Metrics: ``train_loss``.
+        """
+        loss = train_local(
+            model,
+            lambda: self.train_loader(data, settings),
+            lambda net, batch: self.batch_loss(net, batch, data, settings),
+            lambda net: self.make_optimizer(net, settings),
+            settings,
+        )
+        return RoundResult(data.num_train, {"train_loss": loss})
+
+    def train_loader(self, data: SiteData, settings: TrainSettings) -> Iterable[Any]:
+        """The round's shuffled training batches (MONAI's loader seeds random transforms)."""
+        from monai.data import DataLoader
+
+        return DataLoader(data.train, batch_size=settings.batch_size, shuffle=True)
+
+    def batch_loss(
+        self, model: nn.Module, batch: Any, data: SiteData, settings: TrainSettings
+    ) -> tuple[torch.Tensor, int]:
+        """Mean loss of one training batch and its number of examples.
+
+        Moves the batch to ``settings.device``; `data` gives site-local state such as
+        class weights. Required by the `train_round` template.
+        """
+        raise NotImplementedError(f"task '{self.name}' does not define batch_loss")
+
+    def make_optimizer(self, model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+        """The round's optimizer: Adam at ``settings.lr`` by default."""
+        return torch.optim.Adam(model.parameters(), lr=settings.lr)
 
     @abstractmethod
     def evaluate(self, model: nn.Module, data: SiteData, settings: TrainSettings) -> RoundResult:

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from monai.data import CacheDataset, DataLoader, PersistentDataset
 from monai.transforms import (
     Compose,
@@ -128,27 +129,17 @@ class ClassificationTask(Task):
             return PersistentDataset(keyed, transform, cache_dir=cache_dir)
         return CacheDataset(items, transform, cache_rate=1.0, num_workers=0, progress=False)
 
-    def train_round(self, model: nn.Module, data: SiteData, settings: TrainSettings) -> RoundResult:
-        torch.manual_seed(settings.seed + settings.server_round)
-        model.to(settings.device).train()
-        optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    def batch_loss(
+        self, model: nn.Module, batch: Any, data: SiteData, settings: TrainSettings
+    ) -> tuple[torch.Tensor, int]:
+        """Class-weighted cross-entropy of one batch of images and labels."""
+        images = batch["image"].to(settings.device)
+        targets = batch["label"].long().to(settings.device)
         # Inverse-frequency weights: each site's prevalence differs (non-IID), and without
         # them a rare malignant class is never predicted at the 0.5 threshold.
         weights = torch.as_tensor(data.extras["class_weights"], dtype=torch.float32)
-        loss_fn = nn.CrossEntropyLoss(weight=weights.to(settings.device))
-        loader = DataLoader(data.train, batch_size=settings.batch_size, shuffle=True)
-        total, seen = 0.0, 0
-        for _ in range(settings.local_epochs):
-            for batch in loader:
-                images = batch["image"].to(settings.device)
-                targets = batch["label"].long().to(settings.device)
-                optimizer.zero_grad()
-                loss = loss_fn(model(images), targets)
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(targets)
-                seen += len(targets)
-        return RoundResult(data.num_train, {"train_loss": total / max(seen, 1)})
+        loss = F.cross_entropy(model(images), targets, weight=weights.to(settings.device))
+        return loss, len(targets)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data: SiteData, settings: TrainSettings) -> RoundResult:

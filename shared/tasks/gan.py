@@ -22,6 +22,7 @@ from shared.models.gan import GanPair
 from shared.tasks.base import RoundResult, SiteData, Task, TrainSettings
 from shared.tasks.gan_grid import save_sample_grid
 from shared.tasks.gan_quality import FeatureNet, frechet_distance, image_features, kernel_mmd
+from shared.tasks.loop import prepare_model
 
 __all__ = ["GanTask"]
 
@@ -123,8 +124,7 @@ class GanTask(Task):
 
     def train_round(self, model: nn.Module, data: SiteData, settings: TrainSettings) -> RoundResult:
         pair = _as_pair(model)
-        torch.manual_seed(settings.seed + settings.server_round)
-        pair.to(settings.device).train()
+        prepare_model(pair, settings)
         opt_g = torch.optim.Adam(pair.generator.parameters(), lr=self.lr, betas=ADAM_BETAS)
         opt_d = torch.optim.Adam(pair.discriminator.parameters(), lr=self.lr, betas=ADAM_BETAS)
         loader = DataLoader(
@@ -137,7 +137,7 @@ class GanTask(Task):
         totals = {"train_d_loss": 0.0, "train_g_loss": 0.0}
         for batch in _cycle(loader, steps):
             real = batch["image"].to(settings.device)
-            d_loss, g_loss = _train_step(pair, real, opt_d, opt_g)
+            d_loss, g_loss = _train_step(pair, real, opt_d, opt_g, settings.grad_clip_norm)
             totals["train_d_loss"] += d_loss / steps
             totals["train_g_loss"] += g_loss / steps
         return RoundResult(data.num_train, totals)
@@ -242,20 +242,34 @@ def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
 
 
 def _train_step(
-    pair: GanPair, real: torch.Tensor, opt_d: torch.optim.Optimizer, opt_g: torch.optim.Optimizer
+    pair: GanPair,
+    real: torch.Tensor,
+    opt_d: torch.optim.Optimizer,
+    opt_g: torch.optim.Optimizer,
+    clip_norm: float = 0.0,
 ) -> tuple[float, float]:
-    """One discriminator and one generator update (non-saturating loss); returns both losses."""
+    """One discriminator and one generator update (non-saturating loss); returns both losses.
+
+    Each network's gradient is clipped to the global L2 norm `clip_norm` when positive.
+    """
     fake = pair.generator(pair.noise(len(real)))
     opt_d.zero_grad()
     real_loss = _bce(pair.discriminator(real), REAL_TARGET)
     d_loss = real_loss + _bce(pair.discriminator(fake.detach()), 0.0)
     d_loss.backward()
+    _clip(pair.discriminator, clip_norm)
     opt_d.step()
     opt_g.zero_grad()
     g_loss = _bce(pair.discriminator(fake), 1.0)
     g_loss.backward()
+    _clip(pair.generator, clip_norm)
     opt_g.step()
     return d_loss.item(), g_loss.item()
+
+
+def _clip(network: nn.Module, max_norm: float) -> None:
+    if max_norm > 0:
+        torch.nn.utils.clip_grad_norm_(network.parameters(), max_norm)
 
 
 def _first_images(dataset: Any, limit: int) -> torch.Tensor:

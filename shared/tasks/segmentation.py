@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from monai.data import CacheDataset, DataLoader, PersistentDataset
+from monai.data import CacheDataset, PersistentDataset
 from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss
 from monai.networks.nets import UNet
@@ -117,25 +117,16 @@ class SegmentationTask(Task):
             return PersistentDataset(items, transform, cache_dir=cache_dir)
         return CacheDataset(items, transform, cache_rate=1.0, num_workers=0, progress=False)
 
-    def train_round(self, model: nn.Module, data: SiteData, settings: TrainSettings) -> RoundResult:
-        # MONAI's DataLoader seeds the random transforms from torch's generator.
-        torch.manual_seed(settings.seed + settings.server_round)
-        model.to(settings.device).train()
-        optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=1e-5)
-        loss_fn = self.loss_function()
-        loader = DataLoader(data.train, batch_size=settings.batch_size, shuffle=True)
-        total, seen = 0.0, 0
-        for _ in range(settings.local_epochs):
-            for batch in loader:
-                images = batch["image"].to(settings.device)
-                labels = batch["label"].to(settings.device)
-                optimizer.zero_grad()
-                loss = loss_fn(model(images), labels)
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(images)
-                seen += len(images)
-        return RoundResult(data.num_train, {"train_loss": total / max(seen, 1)})
+    def batch_loss(
+        self, model: nn.Module, batch: Any, data: SiteData, settings: TrainSettings
+    ) -> tuple[torch.Tensor, int]:
+        """Dice + cross-entropy of one batch of patches (or slices) and their labels."""
+        images = batch["image"].to(settings.device)
+        labels = batch["label"].to(settings.device)
+        return self.loss_function()(model(images), labels), len(images)
+
+    def make_optimizer(self, model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+        return torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=1e-5)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data: SiteData, settings: TrainSettings) -> RoundResult:

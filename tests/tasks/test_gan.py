@@ -14,7 +14,7 @@ from shared.errors import ConfigError
 from shared.models.gan import GanPair
 from shared.tasks import get_task
 from shared.tasks.base import SiteData, TrainSettings
-from shared.tasks.gan import GanTask
+from shared.tasks.gan import GanTask, _train_step
 from shared.tasks.gan_quality import FeatureNet, frechet_distance, image_features, kernel_mmd
 
 
@@ -234,3 +234,21 @@ def test_load_site_reads_every_dicom_image_scaled_to_tanh_range(tmp_path: Path) 
     assert data.num_train > 0 and data.num_val > 0
     assert tuple(image.shape) == (1, 32, 32)
     assert -1.0 <= float(image.min()) < float(image.max()) <= 1.0
+
+
+def test_train_step_clips_each_networks_gradient() -> None:
+    # Prepare: with SGD at lr=1 each network moves by minus its (clipped) gradient.
+    torch.manual_seed(0)
+    pair = GanPair(latent_dim=16, image_size=16, width=4)
+
+    def flat(net: torch.nn.Module) -> torch.Tensor:
+        return torch.cat([p.detach().flatten() for p in net.parameters()])
+
+    before = flat(pair.generator), flat(pair.discriminator)
+    opt_d = torch.optim.SGD(pair.discriminator.parameters(), lr=1.0)
+    opt_g = torch.optim.SGD(pair.generator.parameters(), lr=1.0)
+    # Execute
+    _train_step(pair, blobs(8, size=16), opt_d, opt_g, clip_norm=1e-3)
+    # Assert
+    assert float((flat(pair.generator) - before[0]).norm()) == pytest.approx(1e-3, rel=1e-3)
+    assert float((flat(pair.discriminator) - before[1]).norm()) == pytest.approx(1e-3, rel=1e-3)
