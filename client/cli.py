@@ -31,12 +31,17 @@ def register(subparsers: Any) -> None:
     start.add_argument(
         "--device", default=None, help="auto, cpu or cuda[:N] (default: kit's device)"
     )
-    start.add_argument("--state-dir", type=Path, default=DEFAULT_STATE, help="Flower's local files")
+    start.add_argument(
+        "--state-dir",
+        type=Path,
+        default=DEFAULT_STATE,
+        help="Flower's local files; locked, so each daemon on a host needs its own",
+    )
     start.add_argument(
         "--runtime-port",
         type=int,
         default=9094,
-        help="local port of the SuperNode's runtime API (127.0.0.1 only)",
+        help="local port of the SuperNode's runtime API (127.0.0.1 only); one per daemon",
     )
     start.add_argument("--server", default=None, help="override the kit's server host:port")
     start.add_argument(

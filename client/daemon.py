@@ -3,25 +3,38 @@
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import ssl
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from client.runtime_port import bind_failure, check_runtime_port, port_taken_error
+from client.state_lock import StateDirLock
 from shared import kit
 from shared.address import split_address
 from shared.errors import ConfigError, ProvisioningError
 from shared.process import exit_on_sigterm, flower_env, flower_executable, spawn, stop
 
-__all__ = ["SiteKit", "check_server_certificate", "run_site", "supernode_command"]
+__all__ = [
+    "SiteKit",
+    "check_server_certificate",
+    "claim_site",
+    "run_site",
+    "supernode_command",
+]
 
 log = logging.getLogger("medfleet.site.daemon")
 
 # Flower prints this (exit code 305) when the SuperLink refuses the site's key.
 _REFUSED = "Failed to activate SuperNode"
+# Enough of the SuperNode's last output to hold the traceback of why it exited.
+_TAIL_LINES = 40
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass(frozen=True)
@@ -128,13 +141,14 @@ def supernode_command(
     ]  # fmt: skip
 
 
-def _pump(stream: IO[bytes], sink: Path | None, refused: threading.Event) -> None:
-    """Copy the SuperNode's output to our log and notice an authentication refusal."""
+def _pump(stream: IO[bytes], sink: Path | None, refused: threading.Event, tail: deque[str]) -> None:
+    """Copy the SuperNode's output to its log, keep the last lines, notice a refusal."""
     out = sink.open("ab") if sink is not None else None
     try:
         for line in iter(stream.readline, b""):
             if _REFUSED.encode() in line:
                 refused.set()
+            tail.append(_ANSI.sub("", line.decode(errors="replace")).rstrip())
             if out is not None:
                 out.write(line)
                 out.flush()
@@ -145,18 +159,57 @@ def _pump(stream: IO[bytes], sink: Path | None, refused: threading.Event) -> Non
             out.close()
 
 
-def _run_once(command: list[str], env: dict[str, str], log_file: Path | None) -> tuple[int, bool]:
+@dataclass(frozen=True)
+class _Exit:
+    """How one SuperNode process ended."""
+
+    code: int
+    seconds: float
+    refused: bool
+    tail: tuple[str, ...]
+
+    @property
+    def cause(self) -> str:
+        """The last output line: a traceback's last line names the error."""
+        lines = [line.strip() for line in self.tail if line.strip()]
+        return lines[-1][:200] if lines else "no output"
+
+
+def _run_once(command: list[str], env: dict[str, str], log_file: Path | None) -> _Exit:
+    started = time.monotonic()
     proc = spawn(command, env)
     refused = threading.Event()
+    tail: deque[str] = deque(maxlen=_TAIL_LINES)
     assert proc.stdout is not None
-    pump = threading.Thread(target=_pump, args=(proc.stdout, log_file, refused), daemon=True)
+    pump = threading.Thread(target=_pump, args=(proc.stdout, log_file, refused, tail), daemon=True)
     pump.start()
     try:
         code = proc.wait()
     finally:
         stop(proc)
         pump.join(timeout=5)
-    return code, refused.is_set()
+    return _Exit(code, time.monotonic() - started, refused.is_set(), tuple(tail))
+
+
+def claim_site(state_dir: Path, runtime_port: int) -> StateDirLock:
+    """Take the state folder's lock and check the runtime port, naming every clash at once.
+
+    Raises
+    ------
+    ConfigError
+        Naming `--state-dir` (with the holder's PID) and/or `--runtime-port`.
+    """
+    lock = StateDirLock(state_dir)
+    problems = []
+    for check in (lock.acquire, lambda: check_runtime_port(runtime_port)):
+        try:
+            check()
+        except ConfigError as err:
+            problems.append(str(err))
+    if problems:
+        lock.release()
+        raise ConfigError("this site daemon cannot start: " + "; and ".join(problems))
+    return lock
 
 
 def run_site(
@@ -175,34 +228,55 @@ def run_site(
     Flower's SuperNode itself retries without limit while the server is away and
     reconnects after a server restart. This loop adds restarts after the SuperNode
     process dies (with a growing pause, at most 60 s), except when the server refused
-    the site's key, which a restart cannot fix.
+    the site's key or the runtime port is taken, which a restart cannot fix. The state
+    folder stays locked until this returns.
 
     Raises
     ------
+    ConfigError
+        When the data folder is missing, or the state folder or runtime port is taken
+        (before start, or when the SuperNode could not bind its runtime port).
     ProvisioningError
         When the server does not trust the site (unregistered key) or the site does not
         trust the server (certificate from another CA).
     """
     if not data_dir.is_dir():
         raise ConfigError(f"site data folder {data_dir} is not a directory; pass --data")
-    if not check_server_certificate(kit_.server_address, kit_.ca_cert):
-        log.warning("server %s is not reachable yet; waiting for it", kit_.server_address)
     command = supernode_command(kit_, data_dir, device, runtime_port, node_config)
-    exit_on_sigterm()
-    env = flower_env(state_dir / "flwr-home")
+    with claim_site(state_dir, runtime_port):
+        if not check_server_certificate(kit_.server_address, kit_.ca_cert):
+            log.warning("server %s is not reachable yet; waiting for it", kit_.server_address)
+        exit_on_sigterm()
+        env = flower_env(state_dir / "flwr-home")
+        return _supervise(kit_, command, env, runtime_port, max_restarts, log_file)
+
+
+def _supervise(
+    kit_: SiteKit,
+    command: list[str],
+    env: dict[str, str],
+    runtime_port: int,
+    max_restarts: int | None,
+    log_file: Path | None,
+) -> int:
+    """Start the SuperNode again after each exit, logging why it exited."""
     restarts, pause = 0, 2.0
     while True:
         log.info("starting the SuperNode of site %s -> %s", kit_.name, kit_.server_address)
-        code, refused = _run_once(command, env, log_file)
-        if refused:
+        ended = _run_once(command, env, log_file)
+        if ended.refused:
             raise ProvisioningError(
                 f"the server refused site '{kit_.name}': its authentication key is not "
                 "registered there; ask the coordinator to add this site to the federation "
                 "file, re-run `medfleet provision` and restart `medfleet server start`"
             )
+        summary = f"SuperNode exited with code {ended.code} after {ended.seconds:.0f} s"
+        log.warning("%s (%s)", summary, ended.cause)
+        if bind_failure(ended.tail):
+            raise port_taken_error(runtime_port)
         if max_restarts is not None and restarts >= max_restarts:
-            return code
+            return ended.code
         restarts += 1
-        log.warning("SuperNode exited with code %s; restarting in %.0f s", code, pause)
+        log.warning("restarting the SuperNode in %.0f s (restart %d)", pause, restarts)
         time.sleep(pause)
         pause = min(pause * 2, 60.0)
