@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.dicom.reasons import reason_slug
+from shared.errors import DataError
 
 __all__ = ["DataReport"]
 
@@ -66,6 +67,36 @@ class DataReport:
             key = f"skipped_{reason_slug(reason)}"
             counts[key] = counts.get(key, 0) + count
         return counts
+
+    def headline(self) -> str:
+        """Return a one-line summary of the counts (no path, safe to send).
+
+        Returns
+        -------
+        str
+            e.g. ``"12 files, 0 usable images, 12 skipped (truncated/corrupt 10, ...)"``.
+        """
+        by_count = sorted(self.skipped_by_reason.items(), key=lambda item: (-item[1], item[0]))
+        reasons = ", ".join(f"{reason} {n}" for reason, n in by_count)
+        skipped = f"{self.skipped} skipped" + (f" ({reasons})" if reasons else "")
+        return f"{self.files} files, {self.usable} usable images, {skipped}"
+
+    def require_usable(self) -> None:
+        """Raise one clear `DataError` when the folder holds no usable image.
+
+        Raises
+        ------
+        DataError
+            Naming the counts per skip reason and the command that lists the files.
+        """
+        if self.usable:
+            return
+        if not self.files:
+            raise DataError("site data folder holds no files: point data-dir at the DICOM export")
+        raise DataError(
+            f"site has no usable DICOM images ({self.headline()}); run "
+            "`medfleet data check --verbose DIR` at the site to list the skipped files"
+        )
 
     def format(self, verbose: bool = False) -> str:
         """Return the human-readable report.

@@ -123,6 +123,19 @@ def structured_report(path: Path) -> Path:
     return write(ds, path)
 
 
+def non_image(path: Path, sop_class: str, modality: str, *, pixels: bool = False) -> Path:
+    """A non-image object (RT, presentation state, ...) of `sop_class`.
+
+    With `pixels`, it also holds image pixel attributes and data, to show that the SOP
+    class alone decides: an RT Dose grid is not an image for a model.
+    """
+    ds = image_dataset(stored_values(), modality=modality)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
+    if not pixels:
+        del ds.PixelData
+    return write(ds, path)
+
+
 def rgb_values(seed: int = 0) -> np.ndarray:
     """Deterministic 8-bit RGB samples, shape (ROWS, COLUMNS, 3)."""
     rng = np.random.default_rng(seed)
