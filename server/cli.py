@@ -59,14 +59,26 @@ def _add_run(sub: Any) -> None:
     )
     run.add_argument("--kit", type=Path, required=True, help="the server kit folder")
     run.add_argument("--state-dir", type=Path, default=DEFAULT_STATE, help="as for `start`")
-    run.add_argument("--task", default="classification", help="classification, segmentation or gan")
-    run.add_argument("--rounds", type=int, default=5, help="federated rounds")
+    # Flags default to None: only a flag the user typed overrides --set.
+    run.add_argument("--task", default=None, help="classification, segmentation or gan")
+    run.add_argument("--rounds", type=int, default=None, help="federated rounds (5)")
+    run.add_argument("--strategy", default=None, help="aggregation rule (fedavg)")
     run.add_argument("--min-sites", type=int, default=None, help="default: every site in the kit")
+    run.add_argument(
+        "--round-timeout", type=float, default=None, help="seconds a round may take (3600)"
+    )
     run.add_argument(
         "--out-dir", type=Path, default=None, help="run outputs (default STATE/runs/<time>)"
     )
     run.add_argument(
         "--no-secagg", action="store_true", help="turn SecAgg+ off (sites refuse by default)"
+    )
+    run.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="continue an interrupted run (its out-dir) from its last completed round",
     )
     run.add_argument(
         "--app", type=Path, default=None, help="Flower app folder (default: this install)"
@@ -77,7 +89,8 @@ def _add_run(sub: Any) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="extra run-config key, e.g. local-epochs=2; repeatable",
+        help="any run-config key, e.g. local-epochs=2; repeatable. Precedence: a flag you "
+        "type > --set > the app's declared defaults",
     )
     run.set_defaults(func=_run)
 
@@ -147,20 +160,42 @@ def _start(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from server.launcher import ServerKit
     from server.submit import default_app_dir, submit_run
-    from shared.config import parse_overrides
 
     srv = ServerKit.load(args.kit)
     state_dir = args.state_dir.expanduser().resolve()
-    out_dir = args.out_dir or state_dir / "runs" / time.strftime("%Y%m%d-%H%M%S")
-    config: dict[str, Any] = {
-        "task": args.task,
-        "num-server-rounds": args.rounds,
-        "min-sites": args.min_sites or len(srv.site_keys),
-        "secagg": not args.no_secagg,
-        "out-dir": str(Path(out_dir).expanduser().resolve()),
-        **parse_overrides(args.options),
-    }
+    config = run_mapping(args, len(srv.site_keys), state_dir)
     app = (args.app or default_app_dir()).resolve()
     code = submit_run(app, config, state_dir / "flwr-home")
     print(f"run outputs: {config['out-dir']}")
     return code
+
+
+def run_mapping(args: argparse.Namespace, num_sites: int, state_dir: Path) -> dict[str, Any]:
+    """The run config of `server run`: derived defaults < --set < flags typed.
+
+    With `--resume`, the interrupted run's stored config replaces the derived defaults.
+    The result is checked here, at the door, before anything is submitted.
+    """
+    from shared.config import RunConfig, parse_overrides
+
+    typed = {
+        "task": args.task,
+        "num-server-rounds": args.rounds,
+        "strategy": args.strategy,
+        "min-sites": args.min_sites,
+        "round-timeout": args.round_timeout,
+        "secagg": False if args.no_secagg else None,
+    }
+    given = {key: value for key, value in typed.items() if value is not None}
+    if args.resume is not None:
+        from server.resume import stored_config
+
+        out_dir = args.resume.expanduser().resolve()
+        base: dict[str, Any] = {**stored_config(out_dir), "resume-from": str(out_dir)}
+    else:
+        out_dir = args.out_dir or state_dir / "runs" / time.strftime("%Y%m%d-%H%M%S")
+        base = {"min-sites": num_sites, "secagg": True}
+    config = {**base, **parse_overrides(args.options), **given}
+    config["out-dir"] = str(Path(out_dir).expanduser().resolve())
+    RunConfig.from_mapping(config)  # refuse bad keys and values before submitting
+    return config

@@ -24,25 +24,48 @@ class RunRecorder:
     """Collects per-round, per-site and aggregated metrics; rewrites run.json each round.
 
     Every write is atomic (temp file + rename), so a crash mid-run leaves the record of
-    all completed rounds intact.
+    all completed rounds intact; a resumed run continues the same record (see
+    `resume_after`), noting each resumption under "resumes".
     """
 
-    def __init__(self, out_dir: Path, run: RunConfig, table_metrics: Sequence[str]) -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        run: RunConfig,
+        table_metrics: Sequence[str],
+        resume_after: int | None = None,
+    ) -> None:
         self.out_dir = out_dir
         self.path = out_dir / "run.json"
         self.table_metrics = tuple(table_metrics)
         self.console = Console(width=max(100, Console().width))
-        self.record: dict[str, Any] = {
-            "medfleet_version": _version(),
-            "task": run.task,
-            "config": run.to_mapping(),
-            "started": _now(),
-            "finished": None,
-            "status": "running",
-            "rounds": [],
-        }
+        if resume_after is None:
+            self.record: dict[str, Any] = {
+                "medfleet_version": _version(),
+                "task": run.task,
+                "config": run.to_mapping(),
+                "started": _now(),
+                "finished": None,
+                "status": "running",
+                "resumes": [],
+                "rounds": [],
+            }
+        else:
+            self.record = self._resumed(run, resume_after)
         out_dir.mkdir(parents=True, exist_ok=True)
         self._write()
+
+    def _resumed(self, run: RunConfig, after: int) -> dict[str, Any]:
+        """The interrupted run's record: rounds up to `after` kept, later ones dropped."""
+        record = json.loads(self.path.read_text())
+        kept = [r for r in record.get("rounds", []) if r["round"] <= after]
+        lost = sorted({r["round"] for r in record.get("rounds", [])} - {r["round"] for r in kept})
+        record["resumes"] = [
+            *record.get("resumes", []),
+            {"at": _now(), "after_round": after, "discarded_partial_rounds": lost},
+        ]
+        record.update(rounds=kept, status="running", finished=None, config=run.to_mapping())
+        return record
 
     def _round(self, server_round: int) -> dict[str, Any]:
         for entry in self.record["rounds"]:
@@ -66,6 +89,13 @@ class RunRecorder:
             "aggregated": _clean(aggregated),
             "failures": failures,
         }
+        self._write()
+
+    def record_sites(
+        self, server_round: int, *, dropped: Sequence[str], refused: Sequence[str]
+    ) -> None:
+        """Remember which sites dropped out of a round and whose updates were refused."""
+        self._round(server_round).update(dropped=list(dropped), refused=list(refused))
         self._write()
 
     def record_files(self, server_round: int, files: Mapping[str, str]) -> None:
@@ -105,7 +135,10 @@ class RunRecorder:
 
     def _write(self) -> None:
         tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.record, indent=2, sort_keys=False))
+        with tmp.open("w") as handle:
+            handle.write(json.dumps(self.record, indent=2, sort_keys=False))
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, self.path)
 
 

@@ -1,4 +1,4 @@
-"""The MedFleet ServerApp: FedAvg through Flower's legacy-compatible workflows."""
+"""The MedFleet ServerApp: a registry strategy inside MedFleet's round loop and record."""
 
 from __future__ import annotations
 
@@ -7,16 +7,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flwr.common import Context
+from flwr.common import Context, Scalar, ndarrays_to_parameters
 from flwr.server import Grid, LegacyContext, ServerApp, ServerConfig
-from flwr.server.workflow import DefaultWorkflow
 
+from server.checkpoint import Checkpoint
+from server.recording import RecordingStrategy, innermost
+from server.resume import check_compatible, latest_checkpoint, restore_strategy_state
 from server.run_record import RunRecorder
-from server.strategy import MedFleetFedAvg
+from server.strategies import build_strategy
+from server.workflow import BoundedClientManager, MedFleetWorkflow
 from shared.config import RunConfig
+from shared.errors import MedFleetError
 from shared.tasks import get_task
 
-__all__ = ["app", "build_server_app"]
+__all__ = ["app", "build_server_app", "fit_config"]
 
 logger = logging.getLogger("medfleet.server")
 
@@ -29,24 +33,78 @@ def build_server_app(overrides: Mapping[str, Any] | None = None) -> ServerApp:
     @server_app.main()
     def main(grid: Grid, context: Context) -> None:
         run = RunConfig.from_mapping({**context.run_config, **bound})
-        task = get_task(run)
-        model = task.build_model()
-        out_dir = Path(run.out_dir)
-        recorder = RunRecorder(out_dir, run, task.table_metrics)
-        strategy = MedFleetFedAvg(task, model, run, recorder)
-        legacy = LegacyContext(
-            context, config=ServerConfig(num_rounds=run.num_rounds), strategy=strategy
-        )
-        workflow = DefaultWorkflow(fit_workflow=_fit_workflow(run, out_dir))
-        try:
-            workflow(grid, legacy)
-        except BaseException:
-            recorder.finish("failed")
-            raise
-        recorder.finish("completed", {"final_model": str(out_dir / "global_model.pt")})
-        logger.info("run finished; record: %s", recorder.path)
+        _run(grid, context, run)
 
     return server_app
+
+
+def _run(grid: Grid, context: Context, run: RunConfig) -> None:
+    task = get_task(run)
+    model = task.build_model()
+    out_dir = Path(run.resume_from or run.out_dir)
+    checkpoint = _checkpoint(run)
+    if checkpoint is not None:
+        task.set_weights(model, list(checkpoint.state.values()))
+    done = checkpoint.server_round if checkpoint else 0
+    recorder = RunRecorder(
+        out_dir, run, task.table_metrics, resume_after=done if run.resume_from else None
+    )
+    inner = build_strategy(
+        run, ndarrays_to_parameters(task.get_weights(model)), fit_config(run), _evaluate_config
+    )
+    if checkpoint is not None:
+        restore_strategy_state(innermost(inner), checkpoint)
+        logger.info("resuming after round %d of %d", done, run.num_rounds)
+    strategy = RecordingStrategy(inner, task, model, run, recorder, out_dir)
+    legacy = LegacyContext(
+        context,
+        config=ServerConfig(num_rounds=run.num_rounds, round_timeout=run.round_timeout),
+        strategy=strategy,
+        client_manager=BoundedClientManager(run.round_timeout),
+    )
+    workflow = MedFleetWorkflow(_fit_workflow(run, out_dir), done + 1, run.round_timeout)
+    try:
+        workflow(grid, legacy)
+    except MedFleetError as err:
+        logger.error("run stopped: %s", err)
+        recorder.finish("failed", {"error": str(err)})
+        raise
+    except BaseException:
+        recorder.finish("failed")
+        raise
+    recorder.finish("completed", {"final_model": str(out_dir / "global_model.pt")})
+    logger.info("run finished; record: %s", recorder.path)
+
+
+def _checkpoint(run: RunConfig) -> Checkpoint | None:
+    if not run.resume_from:
+        return None
+    checkpoint = latest_checkpoint(Path(run.resume_from))
+    if checkpoint is not None:
+        check_compatible(checkpoint, run.to_mapping())
+    return checkpoint
+
+
+def fit_config(run: RunConfig) -> Any:
+    """The per-round fit instructions every site receives (strategies may add keys)."""
+
+    def config(server_round: int) -> dict[str, Scalar]:
+        values: dict[str, Scalar] = {
+            "server-round": server_round,
+            "local-epochs": run.local_epochs,
+            "lr": run.lr,
+        }
+        if run.secagg.enabled:
+            # Sites refuse to send an update that SecAgg+ would clip or overflow.
+            values["secagg-max-weight"] = run.secagg.max_weight
+            values["secagg-clipping-range"] = run.secagg.clipping_range
+        return values
+
+    return config
+
+
+def _evaluate_config(server_round: int) -> dict[str, Scalar]:
+    return {"server-round": server_round}
 
 
 def _fit_workflow(run: RunConfig, out_dir: Path) -> Any:
@@ -54,10 +112,8 @@ def _fit_workflow(run: RunConfig, out_dir: Path) -> Any:
     if not run.secagg.enabled:
         return None
     from server.secagg_workflow import build_fit_workflow
-    from shared.secagg import validate_secagg
 
-    validate_secagg(run.secagg, run.min_sites)
-    record = bool(run.options.get("debug-record-masked", False))
+    record = bool(run.option("debug-record-masked"))
     return build_fit_workflow(run.secagg, out_dir / "secagg-debug" if record else None)
 
 

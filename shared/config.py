@@ -2,51 +2,40 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from shared.errors import ConfigError
+from shared.run_options import FEDERATION, ROBUSTNESS, SECAGG, STRATEGY, TRAINING
+from shared.schema import Option, Scalar, Schema
 
 __all__ = [
+    "ROBUST_STRATEGIES",
     "RunConfig",
     "SecAggConfig",
     "SiteConfig",
     "parse_overrides",
     "resolve_device",
+    "run_schema",
     "site_folders",
 ]
 
-Scalar = int | float | str | bool
+#: Strategies that need every site's own update: SecAgg+ only ever shows them the sum.
+ROBUST_STRATEGIES = ("fedmedian", "fedtrimmedavg", "krum", "bulyan")
 
 
-def _get(cfg: Mapping[str, Any], key: str, kind: type, default: Any) -> Any:
-    value = cfg.get(key, default)
-    if kind is bool and isinstance(value, str):
-        if value.lower() in ("true", "1", "yes", "on"):
-            return True
-        if value.lower() in ("false", "0", "no", "off"):
-            return False
-    try:
-        if kind is bool:
-            if not isinstance(value, bool):
-                raise TypeError
-            return value
-        if kind is int and isinstance(value, float) and not value.is_integer():
-            raise TypeError
-        return kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"config key '{key}' must be {kind.__name__}, got {value!r}; fix it in "
-            "[tool.flwr.app.config], --run-config or the command-line option"
-        ) from None
+@functools.cache
+def run_schema() -> Schema:
+    """Every key MedFleet reads: run-wide, strategy, SecAgg+ and each task's options."""
+    from shared.tasks import TASKS, task_options
 
-
-def _check_range(key: str, value: float, low: float, high: float | None = None) -> None:
-    if value < low or (high is not None and value > high):
-        upper = f" and <= {high}" if high is not None else ""
-        raise ConfigError(f"config key '{key}' must be >= {low}{upper}, got {value}")
+    task = Option("task", str, "classification", "the task to train", choices=tuple(TASKS))
+    groups = (TRAINING, FEDERATION, STRATEGY, ROBUSTNESS, SECAGG)
+    return Schema([task, *(o for group in groups for o in group), *task_options()])
 
 
 @dataclass(frozen=True)
@@ -62,7 +51,12 @@ class SecAggConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Settings shared by every site for one federated run."""
+    """Settings shared by every site for one federated run.
+
+    Built once at the door by `from_mapping` from Flower's run config (the app's
+    `[tool.flwr.app.config]` defaults, overlaid with `--run-config`) or from the CLI's
+    merged flags and `--set` values; `options` holds every parsed key, typed.
+    """
 
     task: str = "classification"
     num_rounds: int = 5
@@ -75,48 +69,76 @@ class RunConfig:
     device: str = "auto"
     sim_data_root: str = ""
     out_dir: str = "runs/flwr-run"
+    strategy: str = "fedavg"
+    round_timeout: float = 3600.0
+    grad_clip_norm: float = 0.0
+    amp: bool = True
+    max_update_norm_ratio: float = 10.0
+    resume_from: str = ""
     secagg: SecAggConfig = field(default_factory=SecAggConfig)
     options: Mapping[str, Scalar] = field(default_factory=dict)
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any]) -> RunConfig:
-        """Parse Flower's `context.run_config` (flat kebab-case keys)."""
+        """Parse flat kebab-case keys; unknown keys and bad values raise ConfigError."""
+        v = run_schema().parse(cfg)
         run = cls(
-            task=_get(cfg, "task", str, cls.task),
-            num_rounds=_get(cfg, "num-server-rounds", int, cls.num_rounds),
-            local_epochs=_get(cfg, "local-epochs", int, cls.local_epochs),
-            batch_size=_get(cfg, "batch-size", int, cls.batch_size),
-            lr=_get(cfg, "lr", float, cls.lr),
-            seed=_get(cfg, "seed", int, cls.seed),
-            fraction_evaluate=_get(cfg, "fraction-evaluate", float, cls.fraction_evaluate),
-            min_sites=_get(cfg, "min-sites", int, cls.min_sites),
-            device=_get(cfg, "device", str, cls.device),
-            sim_data_root=_get(cfg, "sim-data-root", str, cls.sim_data_root),
-            out_dir=_get(cfg, "out-dir", str, cls.out_dir),
+            task=str(v["task"]),
+            num_rounds=int(v["num-server-rounds"]),
+            local_epochs=int(v["local-epochs"]),
+            batch_size=int(v["batch-size"]),
+            lr=float(v["lr"]),
+            seed=int(v["seed"]),
+            fraction_evaluate=float(v["fraction-evaluate"]),
+            min_sites=int(v["min-sites"]),
+            device=str(v["device"]),
+            sim_data_root=str(v["sim-data-root"]),
+            out_dir=str(v["out-dir"]),
+            strategy=str(v["strategy"]),
+            round_timeout=float(v["round-timeout"]),
+            grad_clip_norm=float(v["grad-clip-norm"]),
+            amp=bool(v["amp"]),
+            max_update_norm_ratio=float(v["max-update-norm-ratio"]),
+            resume_from=str(v["resume-from"]),
             secagg=SecAggConfig(
-                enabled=_get(cfg, "secagg", bool, False),
-                num_shares=_get(cfg, "secagg-num-shares", int, 3),
-                threshold=_get(cfg, "secagg-threshold", int, 2),
-                clipping_range=_get(cfg, "secagg-clipping-range", float, 8.0),
-                max_weight=_get(cfg, "secagg-max-weight", float, 10000.0),
+                enabled=bool(v["secagg"]),
+                num_shares=int(v["secagg-num-shares"]),
+                threshold=int(v["secagg-threshold"]),
+                clipping_range=float(v["secagg-clipping-range"]),
+                max_weight=float(v["secagg-max-weight"]),
             ),
-            options=dict(cfg),
+            options=v,
         )
         run.validate()
         return run
 
+    def option(self, key: str) -> Scalar:
+        """A declared key's typed value: from `options`, else the declared default."""
+        declared = run_schema().options.get(key)
+        if declared is None:
+            raise ConfigError(f"config key '{key}' is not declared in MedFleet's schema")
+        return declared.parse(self.options.get(key, declared.default))
+
     def validate(self) -> None:
-        """Raise ConfigError naming the first out-of-range key."""
-        _check_range("num-server-rounds", self.num_rounds, 1)
-        _check_range("local-epochs", self.local_epochs, 1)
-        _check_range("batch-size", self.batch_size, 1)
-        _check_range("lr", self.lr, 1e-8, 10.0)
-        _check_range("fraction-evaluate", self.fraction_evaluate, 0.0, 1.0)
-        _check_range("min-sites", self.min_sites, 1)
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+        """Raise ConfigError naming the first bad key or combination of keys."""
+        fields = self.to_mapping()
+        schema = run_schema()
+        for key in _TYPED_KEYS:
+            schema.options[key].parse(fields[key])
+        if self.device not in ("auto", "cpu") and not re.fullmatch(r"cuda(:\d+)?", self.device):
             raise ConfigError(
                 f"config key 'device' must be auto, cpu or cuda[:N], got {self.device!r}"
             )
+        if self.secagg.enabled and self.strategy in ROBUST_STRATEGIES:
+            raise ConfigError(
+                f"config key 'strategy' = '{self.strategy}' needs each site's own update, "
+                "but SecAgg+ shows the server only their sum: use fedavg, fedprox, fedavgm, "
+                "fedadam, fedyogi or fedadagrad with 'secagg = true'"
+            )
+        if self.secagg.enabled:
+            from shared.secagg import validate_secagg
+
+            validate_secagg(self.secagg, self.min_sites)
 
     def to_mapping(self) -> dict[str, Scalar]:
         """The flat run-config form, as Flower passes it to the apps."""
@@ -134,6 +156,12 @@ class RunConfig:
                 "device": self.device,
                 "sim-data-root": self.sim_data_root,
                 "out-dir": self.out_dir,
+                "strategy": self.strategy,
+                "round-timeout": self.round_timeout,
+                "grad-clip-norm": self.grad_clip_norm,
+                "amp": self.amp,
+                "max-update-norm-ratio": self.max_update_norm_ratio,
+                "resume-from": self.resume_from,
                 "secagg": self.secagg.enabled,
                 "secagg-num-shares": self.secagg.num_shares,
                 "secagg-threshold": self.secagg.threshold,
@@ -142,6 +170,26 @@ class RunConfig:
             }
         )
         return out
+
+
+#: Keys held in RunConfig's own fields, range-checked again by `validate`.
+_TYPED_KEYS = (
+    "task",
+    "num-server-rounds",
+    "local-epochs",
+    "batch-size",
+    "lr",
+    "seed",
+    "fraction-evaluate",
+    "min-sites",
+    "round-timeout",
+    "strategy",
+    "grad-clip-norm",
+    "max-update-norm-ratio",
+    "secagg",
+    "secagg-num-shares",
+    "secagg-threshold",
+)
 
 
 @dataclass(frozen=True)

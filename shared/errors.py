@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "MedFleetError", "ProvisioningError", "UpdateError"]
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "MedFleetError",
+    "ProvisioningError",
+    "RoundError",
+    "UpdateError",
+]
 
 
 class MedFleetError(Exception):
@@ -27,3 +34,7 @@ class UpdateError(MedFleetError):
 
 class ProvisioningError(MedFleetError):
     """Keys, certificates or kits are missing, unsafe or inconsistent."""
+
+
+class RoundError(MedFleetError):
+    """A federated round cannot complete (too few sites replied in time, nothing usable)."""

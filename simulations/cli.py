@@ -23,15 +23,17 @@ def register(subparsers: Any) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    # Flags default to None: only a flag the user typed overrides --set (see _run_mapping).
+    parser.add_argument("--task", default=None, help="classification, segmentation or gan")
+    parser.add_argument("--sites", type=int, default=None, help="number of hospital sites (3)")
+    parser.add_argument("--rounds", type=int, default=None, help="federated rounds (5)")
+    parser.add_argument("--local-epochs", type=int, default=None, help="local epochs per round (1)")
+    parser.add_argument("--batch-size", type=int, default=None, help="(16)")
+    parser.add_argument("--lr", type=float, default=None, help="local learning rate (0.001)")
+    parser.add_argument("--seed", type=int, default=None, help="(42)")
     parser.add_argument(
-        "--task", default="classification", help="classification, segmentation or gan"
+        "--strategy", default=None, help="aggregation rule, e.g. fedavg, fedprox, krum (fedavg)"
     )
-    parser.add_argument("--sites", type=int, default=3, help="number of hospital sites")
-    parser.add_argument("--rounds", type=int, default=5, help="federated rounds")
-    parser.add_argument("--local-epochs", type=int, default=1, help="local epochs per round")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=1e-3, help="local learning rate")
-    parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
         "--data",
         type=Path,
@@ -43,9 +45,18 @@ def register(subparsers: Any) -> None:
         "--out", type=Path, default=Path("runs/sim"), help="output directory of the run"
     )
     parser.add_argument(
-        "--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]"
+        "--device", default=None, help="auto (CUDA when present), cpu or cuda[:N] (auto)"
     )
-    parser.add_argument("--secagg", action="store_true", help="mask updates with SecAgg+")
+    parser.add_argument(
+        "--secagg", action="store_true", default=None, help="mask updates with SecAgg+"
+    )
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its last completed round",
+    )
     parser.add_argument(
         "--synth-scale", type=float, default=1.0, help="size factor of generated synthetic sites"
     )
@@ -55,35 +66,67 @@ def register(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="extra run-config key (e.g. image-size=64); repeatable",
+        help="any run-config key (e.g. image-size=64); repeatable. Precedence: a flag you "
+        "type > --set > the declared defaults",
     )
     parser.set_defaults(func=_run)
 
 
+#: Flag -> run-config key; each flag overrides --set only when given.
+FLAG_KEYS = {
+    "task": "task",
+    "rounds": "num-server-rounds",
+    "local_epochs": "local-epochs",
+    "batch_size": "batch-size",
+    "lr": "lr",
+    "seed": "seed",
+    "strategy": "strategy",
+    "device": "device",
+    "secagg": "secagg",
+}
+
+
+def run_mapping(args: argparse.Namespace, data: Path, out: Path, sites: int) -> dict[str, Any]:
+    """The run config of `medfleet sim`: derived defaults < --set < flags typed.
+
+    Every site takes part in every round unless `min-sites` says otherwise, and SecAgg+
+    shares keys with every other site by default.
+    """
+    from shared.config import parse_overrides
+
+    derived: dict[str, Any] = {
+        "min-sites": sites,
+        "secagg-num-shares": sites,
+        "secagg-threshold": max(2, sites - 1),
+    }
+    flags = {key: getattr(args, name) for name, key in FLAG_KEYS.items()}
+    given = {key: value for key, value in flags.items() if value is not None}
+    paths = {"sim-data-root": str(data), "out-dir": str(out)}
+    return {**derived, **parse_overrides(args.options), **given, **paths}
+
+
 def _run(args: argparse.Namespace) -> int:
-    from shared.config import RunConfig, parse_overrides
+    from shared.config import RunConfig, parse_overrides, site_folders
     from simulations.runner import SimulationOptions, run_simulation_job
 
-    out = args.out.resolve()
-    data = (args.data or out / "data").resolve()
-    run = RunConfig.from_mapping(
-        {
-            **parse_overrides(args.options),
-            "task": args.task,
-            "num-server-rounds": args.rounds,
-            "local-epochs": args.local_epochs,
-            "batch-size": args.batch_size,
-            "lr": args.lr,
-            "seed": args.seed,
-            "min-sites": args.sites,
-            "device": args.device,
-            "sim-data-root": str(data),
-            "out-dir": str(out),
-            "secagg": args.secagg,
-            "secagg-num-shares": args.sites,
-            "secagg-threshold": max(2, args.sites - 1),
-        }
-    )
+    if args.resume is not None:
+        # The interrupted run's own config, with only what was typed now on top
+        # (e.g. --rounds 10 to extend it).
+        from server.resume import stored_config
+
+        out = args.resume.resolve()
+        stored = stored_config(out)
+        data = Path(str(stored["sim-data-root"]))
+        typed = {key: getattr(args, name) for name, key in FLAG_KEYS.items()}
+        typed = {key: value for key, value in typed.items() if value is not None}
+        mapping = {**stored, **parse_overrides(args.options), **typed, "resume-from": str(out)}
+        sites = args.sites or len(site_folders(data))
+    else:
+        out = args.out.resolve()
+        data = (args.data or out / "data").resolve()
+        sites = args.sites or 3
+        mapping = run_mapping(args, data, out, sites)
+    run = RunConfig.from_mapping(mapping)
     if not args.verbose:
         # MedFleet prints its own per-round table; Flower's round log and history dump
         # would bury it. Flower's errors still show. Flower sets its logger's level when
@@ -92,7 +135,7 @@ def _run(args: argparse.Namespace) -> int:
 
         logging.getLogger("flwr").setLevel(logging.ERROR)
     started = time.monotonic()
-    record = run_simulation_job(SimulationOptions(run, args.sites, data, args.synth_scale))
+    record = run_simulation_job(SimulationOptions(run, sites, data, args.synth_scale))
     _print_summary(record, data, out, time.monotonic() - started)
     return 0 if record.get("status") == "completed" else 1
 

@@ -9,9 +9,10 @@ from shared.errors import ConfigError
 
 if TYPE_CHECKING:
     from shared.config import RunConfig
+    from shared.schema import Option
     from shared.tasks.base import Task
 
-__all__ = ["TASKS", "get_task"]
+__all__ = ["TASKS", "TASK_OPTIONS", "get_task", "task_options"]
 
 # name -> "module:Class"; modules are imported only when their task is asked for.
 TASKS: dict[str, str] = {
@@ -19,6 +20,21 @@ TASKS: dict[str, str] = {
     "segmentation": "shared.tasks.segmentation:SegmentationTask",
     "gan": "shared.tasks.gan:GanTask",
 }
+
+#: name -> module with the task's `OPTIONS` (light: no torch), for parsing at the door.
+TASK_OPTIONS: dict[str, str] = {
+    "classification": "shared.tasks.classification_options",
+    "segmentation": "shared.tasks.seg_options",
+    "gan": "shared.tasks.gan_options",
+}
+
+
+def task_options() -> list[Option]:
+    """Every task's declared run-config options (Flower passes all of them to every run)."""
+    options: list[Option] = []
+    for module in TASK_OPTIONS.values():
+        options.extend(importlib.import_module(module).OPTIONS)
+    return options
 
 
 def get_task(config: RunConfig) -> Task:

@@ -1,4 +1,4 @@
-"""Segmentation run-config keys, parsed and range-checked once into a frozen dataclass."""
+"""Segmentation run-config keys: their declarations, and the typed settings built from them."""
 
 from __future__ import annotations
 
@@ -7,42 +7,36 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import ConfigError
+from shared.schema import Option
 
-__all__ = ["SegOptions"]
+__all__ = ["OPTIONS", "SegOptions"]
 
 DEFAULT_CHANNELS = (16, 32, 64, 128)
 #: Patch side used when `seg-patch-size` is not set, by spatial dims.
 DEFAULT_PATCH = {3: 32, 2: 64}
 
 
-def _int(options: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:
-    raw = options.get(key, default)
-    try:
-        if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
-            raise ValueError
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"config key '{key}' must be an integer, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"config key '{key}' must be in [{low}, {high}], got {value}")
-    return value
+OPTIONS = (
+    Option("seg-spatial-dims", int, 3, "3: 3D patches; 2: axial slices", low=2, high=3),
+    Option(
+        "seg-patch-size", int, 0, "training patch side (0: 32 in 3D, 64 in 2D)", low=0, high=256
+    ),
+    Option("seg-num-classes", int, 3, "output classes including background", low=2, high=16),
+    Option("seg-channels", str, "16,32,64,128", "U-Net feature maps per level, comma-separated"),
+    Option("seg-res-units", int, 2, "residual units per U-Net block", low=0, high=4),
+    Option("seg-samples-per-case", int, 4, "patches per case per epoch", low=1, high=32),
+    Option("seg-val-fraction", float, 0.2, "fraction of patients held out", low=0.01, high=0.99),
+)
+_BY_KEY = {option.key: option for option in OPTIONS}
 
 
-def _float(options: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
-    raw = options.get(key, default)
-    try:
-        if isinstance(raw, bool):
-            raise ValueError
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"config key '{key}' must be a number, got {raw!r}") from None
-    if not low < value < high:
-        raise ConfigError(f"config key '{key}' must be in ({low}, {high}), got {value}")
-    return value
+def _value(options: Mapping[str, Any], key: str) -> Any:
+    option = _BY_KEY[key]
+    return option.parse(options.get(key, option.default))
 
 
 def _channels(options: Mapping[str, Any]) -> tuple[int, ...]:
-    raw = options.get("seg-channels", ",".join(map(str, DEFAULT_CHANNELS)))
+    raw = _value(options, "seg-channels")
     try:
         widths = tuple(int(part) for part in str(raw).replace(" ", "").split(","))
     except ValueError:
@@ -89,10 +83,10 @@ class SegOptions:
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> SegOptions:
         """Parse the flat run-config mapping; raise ConfigError naming a bad key."""
-        dims = _int(options, "seg-spatial-dims", 3, 2, 3)
+        dims = int(_value(options, "seg-spatial-dims"))
         channels = _channels(options)
         # 0 (the pyproject default) means: the default for the spatial dims.
-        patch = _int(options, "seg-patch-size", 0, 0, 256) or DEFAULT_PATCH[dims]
+        patch = int(_value(options, "seg-patch-size")) or DEFAULT_PATCH[dims]
         if patch < 16:
             raise ConfigError(f"config key 'seg-patch-size' must be 0 (auto) or >= 16, got {patch}")
         factor = 2 ** (len(channels) - 1)
@@ -104,11 +98,11 @@ class SegOptions:
         return cls(
             spatial_dims=dims,
             patch_size=patch,
-            num_classes=_int(options, "seg-num-classes", 3, 2, 16),
+            num_classes=int(_value(options, "seg-num-classes")),
             channels=channels,
-            res_units=_int(options, "seg-res-units", 2, 0, 4),
-            samples_per_case=_int(options, "seg-samples-per-case", 4, 1, 32),
-            val_fraction=_float(options, "seg-val-fraction", 0.2, 0.0, 1.0),
+            res_units=int(_value(options, "seg-res-units")),
+            samples_per_case=int(_value(options, "seg-samples-per-case")),
+            val_fraction=float(_value(options, "seg-val-fraction")),
         )
 
     @property

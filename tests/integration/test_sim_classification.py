@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from server.checkpoint import load_checkpoint
 from shared.config import RunConfig
 from shared.tasks import get_task
 from simulations.runner import SimulationOptions, run_simulation_job
@@ -40,9 +41,12 @@ def test_two_sites_two_rounds_change_weights_and_all_sites_report(tmp_path: Path
     # Assert
     assert record["status"] == "completed"
     initial = get_task(RunConfig()).get_weights(get_task(RunConfig()).build_model())
-    ckpt = [np.load(tmp_path / "out" / "checkpoints" / f"round-{r}.npz") for r in (1, 2)]
-    assert not np.allclose(ckpt[0]["arr_0"], initial[0])
-    assert not np.allclose(ckpt[1]["arr_0"], ckpt[0]["arr_0"])
+    ckpt = [
+        list(load_checkpoint(tmp_path / "out" / "checkpoints" / f"round-{r}.npz").state.values())
+        for r in (1, 2)
+    ]
+    assert not np.allclose(ckpt[0][0], initial[0])
+    assert not np.allclose(ckpt[1][0], ckpt[0][0])
     for entry in record["rounds"]:
         assert set(entry["fit"]["sites"]) == {"site-1", "site-2"}
         assert set(entry["evaluate"]["sites"]) == {"site-1", "site-2"}

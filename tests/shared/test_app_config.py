@@ -37,3 +37,16 @@ def test_run_config_keys_round_trip_through_the_declared_config() -> None:
 
     # Assert: every key MedFleet writes is one Flower accepts as an override
     assert set(produced) <= set(declared)
+
+
+def test_declared_config_equals_the_schema_defaults() -> None:
+    # Prepare
+    from shared.config import run_schema
+
+    declared = _app_config()
+
+    # Execute
+    defaults = run_schema().defaults()
+
+    # Assert: `flwr run` and `medfleet sim` start from the same values
+    assert declared == defaults

@@ -11,7 +11,7 @@ from shared.errors import ConfigError
 
 def test_run_config_parses_flower_run_config() -> None:
     # Prepare
-    raw = {"task": "classification", "num-server-rounds": 7, "lr": "0.01", "secagg": "true"}
+    raw = {"num-server-rounds": 7, "lr": "0.01", "secagg": "true", "min-sites": 3}
 
     # Execute
     run = RunConfig.from_mapping(raw)

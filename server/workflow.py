@@ -1,0 +1,119 @@
+"""The round loop: Flower's legacy fit/evaluate workflows from a start round, each bounded."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any, cast
+
+from flwr.app import Context, Message
+from flwr.common import ConfigRecord
+from flwr.compat.server.typing import Workflow
+from flwr.server.client_manager import SimpleClientManager
+from flwr.server.client_proxy import ClientProxy
+from flwr.server.compat.app_utils import start_update_client_manager_thread
+from flwr.server.compat.legacy_context import LegacyContext
+from flwr.server.criterion import Criterion
+from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, Key
+from flwr.server.workflow.default_workflows import (
+    default_evaluate_workflow,
+    default_fit_workflow,
+    default_init_params_workflow,
+)
+from flwr.serverapp.grid import Grid
+
+from server.recording import RecordingStrategy
+from shared.errors import RoundError
+
+__all__ = ["BoundedClientManager", "MedFleetWorkflow"]
+
+logger = logging.getLogger("medfleet.server")
+
+
+class BoundedClientManager(SimpleClientManager):
+    """Flower's client manager, but waiting for sites at most `timeout` seconds, not a day.
+
+    When fewer than the requested sites are connected by then, sampling raises
+    RoundError with the counts instead of returning an empty round.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def sample(
+        self,
+        num_clients: int,
+        min_num_clients: int | None = None,
+        criterion: Criterion | None = None,
+    ) -> list[ClientProxy]:
+        wanted = num_clients if min_num_clients is None else min_num_clients
+        if not self.wait_for(wanted, timeout=int(self.timeout)):
+            raise RoundError(
+                f"only {self.num_available()} sites are connected, the run needs "
+                f"min-sites={wanted}; waited round-timeout={self.timeout:g} s: start the "
+                "missing site daemons (or lower 'min-sites') and resume the run"
+            )
+        return super().sample(num_clients, min_num_clients, criterion)
+
+
+class _DeadlineGrid:
+    """A Grid whose every exchange ends by one deadline (a whole round, all its stages)."""
+
+    def __init__(self, grid: Grid, seconds: float) -> None:
+        self._grid = grid
+        self._deadline = time.monotonic() + seconds
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        left = max(1.0, self._deadline - time.monotonic())
+        return self._grid.send_and_receive(messages, timeout=min(timeout or left, left))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._grid, name)
+
+
+class MedFleetWorkflow:
+    """Rounds `start_round`..`num_rounds` of Flower's fit and evaluate workflows.
+
+    Flower's DefaultWorkflow always starts at round 1 and lets each exchange wait without
+    limit; this loop starts where a resumed run left off (so FedAdam's bias correction
+    sees the true round number) and gives each round `round_timeout` seconds in all.
+    A round whose fit stage aggregated nothing (e.g. SecAgg+ halted because fewer sites
+    than its threshold replied) raises RoundError: the run stops, its checkpoints intact.
+    """
+
+    def __init__(
+        self, fit_workflow: Workflow | None, start_round: int, round_timeout: float
+    ) -> None:
+        self.fit_workflow = fit_workflow or default_fit_workflow
+        self.start_round = start_round
+        self.round_timeout = round_timeout
+
+    def __call__(self, grid: Grid, context: Context) -> None:
+        if not isinstance(context, LegacyContext):
+            raise TypeError(f"expected a LegacyContext, got {type(context).__name__}")
+        strategy = cast(RecordingStrategy, context.strategy)
+        thread, stop, ready = start_update_client_manager_thread(grid, context.client_manager)
+        ready.wait()
+        try:
+            default_init_params_workflow(grid, context)
+            cfg = ConfigRecord({Key.START_TIME: time.monotonic()})
+            context.state.config_records[MAIN_CONFIGS_RECORD] = cfg
+            for server_round in range(self.start_round, context.config.num_rounds + 1):
+                cfg[Key.CURRENT_ROUND] = server_round
+                self.fit_workflow(cast(Grid, _DeadlineGrid(grid, self.round_timeout)), context)
+                if strategy.last_aggregated_round != server_round:
+                    raise RoundError(
+                        f"round {server_round} did not complete within round-timeout="
+                        f"{self.round_timeout:g} s: too few sites replied (SecAgg+ needs at "
+                        "least its threshold); the checkpoints of the rounds before are intact"
+                    )
+                default_evaluate_workflow(
+                    cast(Grid, _DeadlineGrid(grid, self.round_timeout)), context
+                )
+        finally:
+            stop.set()
+            thread.join(timeout=10)

@@ -1,0 +1,17 @@
+"""Run-config keys of the classification task."""
+
+from __future__ import annotations
+
+from shared.schema import Option
+
+__all__ = ["OPTIONS", "VAL_FRACTION"]
+
+#: Patients held out for validation at each site (shared with the GAN task).
+VAL_FRACTION = Option(
+    "val-fraction", float, 0.2, "fraction of patients held out at each site", low=0.01, high=0.99
+)
+
+OPTIONS = (
+    Option("image-size", int, 64, "side of the square network input", low=16, high=512),
+    VAL_FRACTION,
+)

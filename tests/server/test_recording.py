@@ -1,0 +1,135 @@
+"""RecordingStrategy with mocked site replies: weighted average, refusals, record, checkpoint."""
+
+import json
+from pathlib import Path
+from unittest.mock import MagicMock
+
+import numpy as np
+import pytest
+from flwr.common import Code, EvaluateRes, FitRes, Status, ndarrays_to_parameters
+
+from server.checkpoint import load_checkpoint
+from server.recording import RecordingStrategy
+from server.run_record import RunRecorder
+from server.server_app import fit_config
+from server.strategies import build_strategy
+from shared.config import RunConfig
+from shared.errors import RoundError
+from shared.tasks import get_task
+
+
+def _strategy(tmp_path: Path, **config) -> RecordingStrategy:
+    run = RunConfig.from_mapping({"out-dir": str(tmp_path), "num-server-rounds": 2, **config})
+    task = get_task(run)
+    model = task.build_model()
+    initial = ndarrays_to_parameters(task.get_weights(model))
+    inner = build_strategy(run, initial, fit_config(run), lambda r: {})
+    recorder = RunRecorder(tmp_path, run, task.table_metrics)
+    return RecordingStrategy(inner, task, model, run, recorder, tmp_path)
+
+
+def _fit_res(arrays: list[np.ndarray], n: int, site: str, node: int) -> tuple[MagicMock, FitRes]:
+    proxy = MagicMock(cid=site, node_id=node)
+    res = FitRes(
+        Status(Code.OK, ""), ndarrays_to_parameters(arrays), n, {"site": site, "train_loss": 0.5}
+    )
+    return proxy, res
+
+
+def _updates(strategy: RecordingStrategy, sites: str, scale: float = 0.01) -> dict:
+    rng = np.random.default_rng(0)
+    base = strategy.global_arrays
+    return {s: [a + scale * rng.normal(size=a.shape).astype(a.dtype) for a in base] for s in sites}
+
+
+def test_aggregate_fit_is_the_example_weighted_mean(tmp_path: Path) -> None:
+    # Prepare
+    strategy = _strategy(tmp_path)
+    updates = _updates(strategy, "ab")
+    results = [_fit_res(updates["a"], 30, "a", 1), _fit_res(updates["b"], 10, "b", 2)]
+
+    # Execute
+    params, metrics = strategy.aggregate_fit(1, results, [])
+
+    # Assert
+    assert params is not None
+    saved = load_checkpoint(tmp_path / "checkpoints" / "round-1.npz")
+    assert saved.server_round == 1 and list(saved.state) == list(strategy.model.state_dict())
+    for got, a, b in zip(saved.state.values(), updates["a"], updates["b"], strict=True):
+        np.testing.assert_allclose(got, 0.75 * a + 0.25 * b, rtol=1e-5, atol=1e-6)
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert set(record["rounds"][0]["fit"]["sites"]) == {"a", "b"}
+    assert saved.config["strategy"] == "fedavg"
+    assert metrics["train_loss"] == pytest.approx(0.5)
+    assert (tmp_path / "global_model.pt").is_file()
+
+
+def test_nan_and_wrong_shapes_are_refused_and_named(tmp_path: Path) -> None:
+    # Prepare
+    strategy = _strategy(tmp_path, **{"min-sites": 1})
+    good = _updates(strategy, "a")["a"]
+    nan = [a.copy() for a in good]
+    nan[0][...] = np.nan
+    short = good[:-1]
+    results = [_fit_res(good, 10, "a", 1), _fit_res(nan, 90, "b", 2), _fit_res(short, 5, "c", 3)]
+
+    # Execute
+    strategy.aggregate_fit(1, results, [])
+
+    # Assert
+    saved = load_checkpoint(tmp_path / "checkpoints" / "round-1.npz")
+    np.testing.assert_allclose(next(iter(saved.state.values())), good[0])
+    entry = json.loads((tmp_path / "run.json").read_text())["rounds"][0]
+    assert entry["refused"] == ["b", "c"] and set(entry["fit"]["sites"]) == {"a"}
+
+
+def test_an_update_far_out_of_line_is_refused(tmp_path: Path) -> None:
+    # Prepare
+    strategy = _strategy(tmp_path)
+    updates = _updates(strategy, "abc")
+    base = strategy.global_arrays
+    updates["c"] = [g + 1e3 * (u - g) for g, u in zip(base, updates["c"], strict=True)]
+    results = [_fit_res(updates[s], 10, s, i) for i, s in enumerate("abc")]
+
+    # Execute
+    strategy.aggregate_fit(1, results, [])
+
+    # Assert: the average of a and b only
+    saved = load_checkpoint(tmp_path / "checkpoints" / "round-1.npz")
+    expected = (updates["a"][0] + updates["b"][0]) / 2
+    np.testing.assert_allclose(next(iter(saved.state.values())), expected, rtol=1e-5, atol=1e-6)
+    assert json.loads((tmp_path / "run.json").read_text())["rounds"][0]["refused"] == ["c"]
+
+
+def test_too_few_usable_updates_stop_the_round(tmp_path: Path) -> None:
+    # Prepare
+    strategy = _strategy(tmp_path, **{"min-sites": 2})
+    bad = [np.full_like(a, np.nan) for a in strategy.global_arrays]
+    good = _updates(strategy, "a")["a"]
+    results = [_fit_res(good, 5, "a", 1), _fit_res(bad, 5, "b", 2)]
+
+    # Execute / Assert
+    with pytest.raises(RoundError, match="1 usable site updates, fewer than min-sites=2"):
+        strategy.aggregate_fit(1, results, [])
+    assert not (tmp_path / "checkpoints" / "round-1.npz").exists()
+
+
+def test_aggregate_evaluate_pools_counts_and_prints_the_table(tmp_path: Path, capsys) -> None:
+    # Prepare
+    strategy = _strategy(tmp_path)
+    a = {"site": "a", "loss": 0.4, "auc": 0.8, "tp": 3.0, "fp": 1.0, "tn": 5.0, "fn": 1.0}
+    b = {"site": "b", "loss": 0.6, "auc": 0.6, "tp": 1.0, "fp": 1.0, "tn": 2.0, "fn": 1.0}
+    results = [
+        (MagicMock(cid="1", node_id=1), EvaluateRes(Status(Code.OK, ""), 0.4, 10, a)),
+        (MagicMock(cid="2", node_id=2), EvaluateRes(Status(Code.OK, ""), 0.6, 5, b)),
+    ]
+
+    # Execute
+    loss, metrics = strategy.aggregate_evaluate(1, results, [])
+
+    # Assert
+    assert loss == pytest.approx((0.4 * 10 + 0.6 * 5) / 15)
+    assert metrics["accuracy"] == pytest.approx((4 + 7) / 15)
+    assert metrics["auc"] == pytest.approx((0.8 * 10 + 0.6 * 5) / 15)
+    out = capsys.readouterr().out
+    assert "Round 1/2" in out and "overall (weighted)" in out and "site" in out
