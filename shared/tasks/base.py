@@ -17,7 +17,7 @@ from shared.errors import ConfigError
 from shared.tasks.loop import train_local
 from shared.weights import get_weights, set_weights
 
-__all__ = ["RoundResult", "SiteData", "Task", "TrainSettings"]
+__all__ = ["Prediction", "RoundResult", "SiteData", "Task", "TrainSettings"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,27 @@ class RoundResult:
 
     num_examples: int
     metrics: dict[str, float]
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    """One model output for one input of `Task.predict`. Site-local: keys are DICOM UIDs.
+
+    Attributes
+    ----------
+    key : str
+        What was predicted: the SOP Instance UID of a classified image, the Series
+        Instance UID (or NIfTI file stem) of a segmented volume, ``sample-<i>`` for a
+        generated image.
+    values : dict[str, float]
+        Scores such as ``{"probability": p}`` or ``{"volume_mm3_1": v}``.
+    array : numpy.ndarray or None
+        An image-shaped output (label map, generated image), None when there is none.
+    """
+
+    key: str
+    values: dict[str, float] = field(default_factory=dict)
+    array: np.ndarray | None = None
 
 
 class Task(ABC):
@@ -136,6 +157,14 @@ class Task(ABC):
     @abstractmethod
     def evaluate(self, model: nn.Module, data: SiteData, settings: TrainSettings) -> RoundResult:
         """Score `model` on the site's validation split; metrics include 'loss'."""
+
+    def predict(self, model: nn.Module, source: Path, settings: TrainSettings) -> list[Prediction]:
+        """Run `model` on every usable input under `source` (no labels needed).
+
+        Uses the task's evaluation transforms and inference; ``settings`` gives the
+        device, batch size and seed. Returns one `Prediction` per input, in a stable order.
+        """
+        raise NotImplementedError(f"task '{self.name}' does not define predict")
 
     def get_weights(self, model: nn.Module) -> list[np.ndarray]:
         """The model's state as a list of arrays (the unit Flower averages)."""

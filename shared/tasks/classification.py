@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.data import CacheDataset, DataLoader, PersistentDataset
+from monai.data import CacheDataset, DataLoader, Dataset, PersistentDataset
 from monai.transforms import (
     Compose,
     EnsureTyped,
@@ -28,7 +28,7 @@ from shared.dicom.transforms import LoadDicomImaged
 from shared.errors import ConfigError, DataError
 from shared.metrics import classification_metrics, pooled_classification_metrics
 from shared.models import LesionCNN
-from shared.tasks.base import RoundResult, SiteData, Task, TrainSettings
+from shared.tasks.base import Prediction, RoundResult, SiteData, Task, TrainSettings
 
 __all__ = ["ClassificationTask", "class_weights"]
 
@@ -143,11 +143,9 @@ class ClassificationTask(Task):
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data: SiteData, settings: TrainSettings) -> RoundResult:
-        model.to(settings.device).eval()
         loss_fn = nn.CrossEntropyLoss(reduction="sum")
         loss, labels, probs = 0.0, [], []
-        for batch in DataLoader(data.val, batch_size=settings.batch_size):
-            logits = model(batch["image"].to(settings.device))
+        for logits, batch in _logits(model, data.val, settings):
             targets = batch["label"].long().to(settings.device)
             loss += float(loss_fn(logits, targets))
             labels.append(targets.cpu().numpy())
@@ -164,6 +162,27 @@ class ClassificationTask(Task):
     ) -> dict[str, float]:
         return pooled_classification_metrics(results)
 
+    @torch.no_grad()
+    def predict(self, model: nn.Module, source: Path, settings: TrainSettings) -> list[Prediction]:
+        """The probability of class 1 (malignant) of every usable image under `source`.
+
+        Needs no labels.csv. Images get the evaluation transforms; keys are their SOP
+        Instance UIDs, in path order; values ``{"probability": p}``.
+        """
+        records, _ = index_folder(source)
+        if not records:
+            raise DataError(
+                "no usable DICOM images to predict on: check the folder with `medfleet data check`"
+            )
+        dataset = Dataset(_items(records), self._transforms(train=False))
+        probs = [
+            torch.softmax(out, dim=1)[:, 1].cpu() for out, _ in _logits(model, dataset, settings)
+        ]
+        return [
+            Prediction(record.sop_instance_uid, {"probability": float(p)})
+            for record, p in zip(records, torch.cat(probs), strict=True)
+        ]
+
 
 def class_weights(labels: list[int], num_classes: int = 2) -> list[float]:
     """Inverse-frequency class weights (1.0 for a class absent from `labels`)."""
@@ -174,16 +193,28 @@ def class_weights(labels: list[int], num_classes: int = 2) -> list[float]:
     return weights.tolist()
 
 
-def _items(records: list[ImageRecord], labels: Mapping[str, int]) -> list[dict[str, Any]]:
+def _items(
+    records: list[ImageRecord], labels: Mapping[str, int] | None = None
+) -> list[dict[str, Any]]:
+    """Dataset items of `records`, with their labels when `labels` is given."""
     items = []
     for record in records:
-        items.append(
-            {
-                "image": str(record.path),
-                "label": labels[record.sop_instance_uid],
-                "modality": record.modality,
-                # Part of PersistentDataset's cache key: a changed file is decoded again.
-                "signature": file_signature(record.path),
-            }
-        )
+        item: dict[str, Any] = {
+            "image": str(record.path),
+            "modality": record.modality,
+            # Part of PersistentDataset's cache key: a changed file is decoded again.
+            "signature": file_signature(record.path),
+        }
+        if labels is not None:
+            item["label"] = labels[record.sop_instance_uid]
+        items.append(item)
     return items
+
+
+def _logits(
+    model: nn.Module, dataset: Any, settings: TrainSettings
+) -> Iterator[tuple[torch.Tensor, dict[str, Any]]]:
+    """The model's logits of each batch of `dataset` in eval mode, with the batch."""
+    model.to(settings.device).eval()
+    for batch in DataLoader(dataset, batch_size=settings.batch_size):
+        yield model(batch["image"].to(settings.device)), batch

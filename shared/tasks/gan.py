@@ -19,7 +19,7 @@ from shared.dicom import ImageRecord, index_folder
 from shared.dicom.transforms import LoadDicomImaged
 from shared.errors import ConfigError, DataError
 from shared.models.gan import GanPair
-from shared.tasks.base import RoundResult, SiteData, Task, TrainSettings
+from shared.tasks.base import Prediction, RoundResult, SiteData, Task, TrainSettings
 from shared.tasks.gan_grid import save_sample_grid
 from shared.tasks.gan_quality import FeatureNet, frechet_distance, image_features, kernel_mmd
 from shared.tasks.loop import prepare_model
@@ -177,6 +177,22 @@ class GanTask(Task):
             images = _generate(pair, noise)[:, 0].cpu().numpy()
         path = save_sample_grid(images, Path(out_dir) / "samples" / f"round-{server_round}.png")
         return {"samples": str(path)}
+
+    def predict(
+        self, model: nn.Module, source: Path, settings: TrainSettings, num_samples: int = 16
+    ) -> list[Prediction]:
+        """Generate `num_samples` images from noise seeded by ``settings.seed``.
+
+        `source` is not read. Each `Prediction` is ``sample-<i>`` with the (H, W) float32
+        image in [-1, 1] as its array; the same seed gives the same images.
+        """
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        pair = _as_pair(model).to(settings.device)
+        noise = pair.noise(num_samples, torch.Generator().manual_seed(settings.seed))
+        with torch.no_grad():
+            images = _generate(pair, noise)[:, 0].cpu().numpy()
+        return [Prediction(f"sample-{i}", {}, image) for i, image in enumerate(images)]
 
     def _quality(
         self, real: torch.Tensor, fake: torch.Tensor, reference: torch.Tensor, device: torch.device

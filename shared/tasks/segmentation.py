@@ -18,9 +18,10 @@ from shared.config import RunConfig
 from shared.data import split_by_patient
 from shared.data.listing import file_signature
 from shared.errors import DataError
-from shared.tasks.base import RoundResult, SiteData, Task, TrainSettings
+from shared.tasks.base import Prediction, RoundResult, SiteData, Task, TrainSettings
 from shared.tasks.seg_metrics import case_scores, summarise_scores
 from shared.tasks.seg_options import SegOptions
+from shared.tasks.seg_predict import predict_volumes, read_volumes
 from shared.tasks.seg_transforms import eval_transforms, train_transforms
 from shared.volumes import SegCase, index_segmentation_site
 
@@ -150,6 +151,20 @@ class SegmentationTask(Task):
         metrics = summarise_scores(dice, hd95)
         metrics["loss"] = float(np.mean(losses))
         return RoundResult(len(losses), metrics)
+
+    def predict(self, model: nn.Module, source: Path, settings: TrainSettings) -> list[Prediction]:
+        """Segment every volume under `source` (DICOM series or NIfTI files, no labels).
+
+        Each `Prediction` holds the argmax label map (uint8, H x W x D) of the sliding
+        window and ``volume_mm3_<k>`` of each foreground class; see `seg_predict`.
+        """
+        model.to(settings.device).eval()
+        return predict_volumes(
+            read_volumes(source),
+            lambda image: self.infer(model, image),
+            self.options.num_classes,
+            settings.device,
+        )
 
 
 def _as_tensor(output: Any) -> torch.Tensor:

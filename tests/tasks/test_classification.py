@@ -1,10 +1,11 @@
-"""Classification task: model shapes, site loading, training, evaluation, registry."""
+"""Classification task: model shapes, site loading, training, evaluation, predict, registry."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from pydicom import dcmread
 
 from shared.config import RunConfig
 from shared.errors import ConfigError, DataError
@@ -110,4 +111,64 @@ def test_site_without_labels_gets_a_clear_error(site_dir: Path, tmp_path: Path) 
     # Execute / Assert
     with pytest.raises(DataError, match="labels.csv") as err:
         get_task(RunConfig()).load_site(site)
+    assert str(tmp_path) not in str(err.value)
+
+
+def _uid(path: Path) -> str:
+    return str(dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+
+
+def test_predict_needs_no_labels_and_scores_every_image(site_dir: Path, tmp_path: Path) -> None:
+    # Prepare: the site's images without labels.csv
+    images = tmp_path / "images"
+    for path in site_dir.rglob("*.dcm"):
+        target = images / path.relative_to(site_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    task = get_task(RunConfig(seed=0))
+    model = task.build_model()
+
+    # Execute
+    predictions = task.predict(model, images, _settings())
+
+    # Assert: one prediction per image file, keyed by SOP Instance UID
+    probabilities = {p.key: p.values["probability"] for p in predictions}
+    assert len(predictions) == len(probabilities) == len(list(images.rglob("*.dcm")))
+    assert set(probabilities) == {_uid(p) for p in images.rglob("*.dcm")}
+    assert all(0.0 <= p <= 1.0 for p in probabilities.values())
+    assert all(p.array is None for p in predictions)
+
+
+def test_predict_probabilities_are_those_evaluation_scores(site_dir: Path) -> None:
+    # Prepare: a briefly trained model and every labelled image as the validation split
+    task = get_task(RunConfig(seed=0))
+    data = task.load_site(site_dir)
+    model = task.build_model()
+    task.train_round(model, data, _settings(local_epochs=2))
+    items = task.labelled_items(site_dir)
+    data.val = task.make_dataset(items, train=False)
+
+    # Execute
+    predictions = {
+        p.key: p.values["probability"] for p in task.predict(model, site_dir, _settings())
+    }
+    evaluated = task.evaluate(model, data, _settings())
+
+    # Assert: evaluation's mean cross-entropy is -log of the predicted class probabilities
+    probs = np.array([predictions[_uid(Path(item["image"]))] for item in items])
+    labels = np.array([item["label"] for item in items])
+    cross_entropy = -np.log(np.where(labels == 1, probs, 1.0 - probs)).mean()
+    assert evaluated.metrics["loss"] == pytest.approx(cross_entropy, rel=1e-4)
+    assert float(probs.std()) > 1e-3  # a trained model tells the images apart
+    with torch.no_grad():
+        batch = torch.stack([data.val[i]["image"] for i in range(len(items))])
+        direct = torch.softmax(model.eval()(batch), dim=1)[:, 1].numpy()
+    np.testing.assert_allclose(probs, direct, rtol=1e-5, atol=1e-6)
+
+
+def test_predict_on_a_folder_without_images_names_the_fix(tmp_path: Path) -> None:
+    # Execute / Assert
+    task = get_task(RunConfig())
+    with pytest.raises(DataError, match="medfleet data check") as err:
+        task.predict(task.build_model(), tmp_path, _settings())
     assert str(tmp_path) not in str(err.value)

@@ -252,3 +252,32 @@ def test_train_step_clips_each_networks_gradient() -> None:
     # Assert
     assert float((flat(pair.generator) - before[0]).norm()) == pytest.approx(1e-3, rel=1e-3)
     assert float((flat(pair.discriminator) - before[1]).norm()) == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_predict_generates_seeded_samples_without_reading_a_source(tmp_path: Path) -> None:
+    # Prepare
+    task = make_task(**{"gan-image-size": 32, "gan-width": 4, "gan-latent-dim": 16})
+    model = task.build_model()
+    assert isinstance(model, GanPair)
+    missing = tmp_path / "nothing-here"
+
+    # Execute
+    default = task.predict(model, missing, settings())
+    again = task.predict(model, missing, settings())
+    other = task.predict(model, missing, TrainSettings(1, 8, 1e-3, 4, torch.device("cpu")))
+    few = task.predict(model, missing, settings(), num_samples=3)
+
+    # Assert: 16 images by default, the generator's output for noise seeded by the seed
+    noise = torch.randn(16, 16, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = model.generator(noise)[:, 0].numpy()
+    assert [p.key for p in default] == [f"sample-{i}" for i in range(16)]
+    assert all(p.values == {} and p.array is not None for p in default)
+    images = np.stack([p.array for p in default if p.array is not None])
+    np.testing.assert_allclose(images, expected, rtol=1e-5, atol=1e-6)
+    assert images.shape == (16, 32, 32) and float(np.abs(images).max()) <= 1.0
+    assert all(np.array_equal(a.array, b.array) for a, b in zip(default, again, strict=True))
+    assert not np.array_equal(default[0].array, other[0].array)
+    assert len(few) == 3
+    with pytest.raises(ValueError, match="num_samples"):
+        task.predict(model, missing, settings(), num_samples=0)

@@ -267,3 +267,11 @@ def test_a_task_without_batch_loss_names_the_missing_hook() -> None:
     # Execute / Assert
     with pytest.raises(NotImplementedError, match="batch_loss"):
         task.train_round(task.build_model(), task.load_site(Path("unused")), settings())
+
+
+def test_a_task_without_predict_names_the_missing_hook() -> None:
+    # Prepare
+    task = ToyTask(RunConfig())
+    # Execute / Assert
+    with pytest.raises(NotImplementedError, match="'toy' does not define predict"):
+        task.predict(task.build_model(), Path("unused"), settings())

@@ -1,4 +1,4 @@
-"""Tests of the segmentation task: U-Net shapes, metrics, config checks, weights, a tiny site."""
+"""Tests of the segmentation task: U-Net shapes, metrics, config checks, weights, sites, predict."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ import pytest
 import torch
 
 from shared.config import RunConfig
-from shared.errors import ConfigError
+from shared.errors import ConfigError, DataError
 from shared.tasks import get_task
 from shared.tasks.base import TrainSettings
 from shared.tasks.seg_metrics import case_scores, summarise_scores
+from shared.tasks.seg_transforms import eval_transforms
 from shared.tasks.segmentation import SegmentationTask
+from shared.volumes import SegCase, index_segmentation_site, load_volume_case
 
 TINY = {"seg-channels": "4,8", "seg-patch-size": 16, "seg-res-units": 1}
 
@@ -231,3 +233,78 @@ def test_on_disk_cache_keeps_train_and_eval_forms_apart(tmp_path: Path) -> None:
     assert sorted(cache.iterdir()) == cached
     assert case["spacing"].tolist() == [1.0, 1.0, 2.0]
     assert task.evaluate(task.build_model(), site, _settings()).num_examples == 1
+
+
+def _eval_label_map(task: SegmentationTask, model: torch.nn.Module, case: SegCase) -> np.ndarray:
+    """The argmax label map that evaluation computes for `case`."""
+    item = eval_transforms()({"case": case})
+    with torch.no_grad():
+        logits = task.infer(model.eval(), item["image"][None])
+    return torch.argmax(logits[0], dim=0).numpy()
+
+
+def test_predict_segments_each_dicom_series_and_measures_class_volumes(tmp_path: Path) -> None:
+    # Prepare: synthetic MR series, each with a DICOM SEG that predict must ignore
+    from pydicom import dcmread
+
+    from simulations.synth.segmentation import generate_segmentation_site
+    from simulations.synth.sites import site_profiles
+
+    site = generate_segmentation_site(tmp_path / "site", site_profiles(3, scale=0.2)[2], seed=3)
+    cases, _ = index_segmentation_site(site)
+    task = _task()
+    model = task.build_model()
+
+    # Execute
+    predictions = task.predict(model, site, _settings())
+
+    # Assert: one prediction per series, keyed by its Series Instance UID
+    by_key = {p.key: p for p in predictions}
+    series_uids = {
+        str(dcmread(c.image[0], stop_before_pixels=True).SeriesInstanceUID) for c in cases
+    }
+    assert len(predictions) == len(cases) == 4
+    assert set(by_key) == series_uids
+    for case in cases:
+        uid = str(dcmread(case.image[0], stop_before_pixels=True).SeriesInstanceUID)
+        expected = _eval_label_map(task, model, case)
+        _, _, spacing = load_volume_case(case)
+        voxel = spacing[0] * spacing[1] * spacing[2]
+        prediction = by_key[uid]
+        assert prediction.array is not None
+        np.testing.assert_array_equal(prediction.array, expected)
+        for k in (1, 2):
+            count = int((expected == k).sum())
+            assert count > 0
+            assert prediction.values[f"volume_mm3_{k}"] == pytest.approx(count * voxel)
+
+
+def test_predict_reads_unlabelled_nifti_images(tmp_path: Path) -> None:
+    # Prepare: images only (labels removed), voxels of 1 x 1 x 2 mm
+    site = _write_nifti_site(tmp_path / "site", n_cases=3)
+    task = _task(**{"seg-spatial-dims": 2})
+    model = task.build_model()
+    cases, _ = index_segmentation_site(site)
+    by_name = {case.image[0].name: case for case in cases}
+    expected_maps = [_eval_label_map(task, model, by_name[n]) for n in sorted(by_name)]
+    for path in (site / "labelsTr").iterdir():
+        path.unlink()
+
+    # Execute
+    predictions = task.predict(model, site / "imagesTr", _settings())
+
+    # Assert
+    assert [p.key for p in predictions] == ["case_000", "case_001", "case_002"]
+    for prediction, expected in zip(predictions, expected_maps, strict=True):
+        assert prediction.array is not None
+        np.testing.assert_array_equal(prediction.array, expected)
+        assert prediction.values == {
+            f"volume_mm3_{k}": pytest.approx(2.0 * int((expected == k).sum())) for k in (1, 2)
+        }
+
+
+def test_predict_on_a_folder_without_volumes_says_what_to_give(tmp_path: Path) -> None:
+    # Execute / Assert
+    with pytest.raises(DataError, match="DICOM series or NIfTI") as err:
+        _task().predict(_task().build_model(), tmp_path, _settings())
+    assert str(tmp_path) not in str(err.value)
