@@ -10,6 +10,7 @@ import torch
 from flwr.client import NumPyClient
 from flwr.common import NDArrays, Scalar
 
+from client.fault_injection import parse_attack
 from shared.config import RunConfig, SiteConfig, resolve_device
 from shared.tasks.base import SiteData, Task, TrainSettings
 from shared.weights import check_finite
@@ -48,8 +49,8 @@ class SiteClient(NumPyClient):
             server_round=int(config.get("server-round", 1)),
             # Flower's FedProx strategy puts `proximal_mu` in every fit instruction.
             proximal_mu=float(config.get("proximal_mu", 0.0)),
-            grad_clip_norm=float(self.run.options.get("grad-clip-norm", 0.0)),
-            amp=bool(self.run.options.get("amp", True)),
+            grad_clip_norm=self.run.grad_clip_norm,
+            amp=self.run.amp,
         )
 
     def get_parameters(self, config: dict[str, Scalar]) -> NDArrays:
@@ -61,7 +62,7 @@ class SiteClient(NumPyClient):
         self.task.set_weights(self.model, parameters)
         settings = self._settings(config)
         result = self.task.train_round(self.model, self.data, settings)
-        arrays = self.task.get_weights(self.model)
+        arrays = self._poisoned(parameters, self.task.get_weights(self.model))
         check_finite(arrays, f"site '{self.site.name}' local update")
         if "secagg-max-weight" in config:
             from shared.secagg import check_update_fits
@@ -83,6 +84,14 @@ class SiteClient(NumPyClient):
             _fmt(result.metrics),
         )
         return arrays, result.num_examples, self._metrics(result.metrics, with_report=True)
+
+    def _poisoned(self, received: NDArrays, arrays: NDArrays) -> NDArrays:
+        """Fault injection for the robustness tests: only a simulated site ever attacks."""
+        attack = parse_attack(str(self.run.option("debug-attack")))
+        if attack is None or attack.site != self.site.name or not self.site.simulated:
+            return arrays
+        logger.warning("debug-attack: site %s sends a poisoned update", self.site.name)
+        return attack.apply(received, arrays)
 
     def evaluate(
         self, parameters: NDArrays, config: dict[str, Scalar]

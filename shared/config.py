@@ -200,6 +200,8 @@ class SiteConfig:
     data_dir: Path
     device: str = "auto"
     cache_dir: Path | None = None
+    #: A virtual site of `medfleet sim` (mapped from its partition id), not a deployment.
+    simulated: bool = False
 
     @classmethod
     def from_node_config(cls, node: Mapping[str, Any], run: RunConfig) -> SiteConfig:
@@ -231,6 +233,7 @@ class SiteConfig:
             data_dir=data_dir,
             device=device,
             cache_dir=Path(str(cache)) if cache else None,
+            simulated="data-dir" not in node,
         )
 
 

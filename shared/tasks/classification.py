@@ -25,7 +25,7 @@ from shared.data.intensity import ScaleByModalityd
 from shared.data.listing import file_signature
 from shared.dicom import ImageRecord, index_folder
 from shared.dicom.transforms import LoadDicomImaged
-from shared.errors import ConfigError, DataError
+from shared.errors import DataError
 from shared.metrics import classification_metrics, pooled_classification_metrics
 from shared.models import LesionCNN
 from shared.tasks.base import Prediction, RoundResult, SiteData, Task, TrainSettings
@@ -36,8 +36,7 @@ __all__ = ["ClassificationTask", "class_weights"]
 class ClassificationTask(Task):
     """Binary lesion classification (0 benign, 1 malignant) on 2D DICOM images.
 
-    Run-config options: `image-size` (side of the square network input, default 64),
-    `val-fraction` (patients held out for validation at each site, default 0.2).
+    Run-config options: see `shared.tasks.classification_options`.
     """
 
     name: ClassVar[str] = "classification"
@@ -53,16 +52,8 @@ class ClassificationTask(Task):
 
     def __init__(self, config: RunConfig) -> None:
         super().__init__(config)
-        self.image_size = int(config.options.get("image-size", 64))
-        self.val_fraction = float(config.options.get("val-fraction", 0.2))
-        if not 16 <= self.image_size <= 512:
-            raise ConfigError(
-                f"config key 'image-size' must be in [16, 512], got {self.image_size}"
-            )
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(
-                f"config key 'val-fraction' must be in (0, 1), got {self.val_fraction}"
-            )
+        self.image_size = int(config.option("image-size"))
+        self.val_fraction = float(config.option("val-fraction"))
 
     def build_model(self) -> nn.Module:
         torch.manual_seed(self.config.seed)

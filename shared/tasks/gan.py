@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -49,11 +49,8 @@ class GanTask(Task):
     `g_loss` depends on the global model only, so it is the same at every site. The
     server writes a grid of samples from a fixed noise batch every round.
 
-    Run-config options: `gan-latent-dim` (8-512, default 64), `gan-image-size` (power of
-    two 16-256, default 64), `gan-steps-per-round` (0-100000, default 50; 0 means
-    `local-epochs` passes over the data), `gan-lr` (Adam learning rate of both networks,
-    (0, 0.1], default 2e-4; the run-wide `lr` is not used), `gan-width` (base feature maps,
-    4-256, default 32), `val-fraction` (patients held out, (0, 1), default 0.2).
+    Run-config options: see `shared.tasks.gan_options` (`gan-lr` is the Adam learning
+    rate of both networks; the run-wide `lr` is not used).
     """
 
     name: ClassVar[str] = "gan"
@@ -69,13 +66,12 @@ class GanTask(Task):
 
     def __init__(self, config: RunConfig) -> None:
         super().__init__(config)
-        options = config.options
-        self.latent_dim = int(_option(options, "gan-latent-dim", int, 64, 8, 512))
-        self.image_size = int(_option(options, "gan-image-size", int, 64, 16, 256))
-        self.steps = int(_option(options, "gan-steps-per-round", int, 50, 0, 100_000))
-        self.lr = float(_option(options, "gan-lr", float, 2e-4, 1e-8, 0.1))
-        self.width = int(_option(options, "gan-width", int, 32, 4, 256))
-        self.val_fraction = float(_option(options, "val-fraction", float, 0.2, 1e-6, 1 - 1e-6))
+        self.latent_dim = int(config.option("gan-latent-dim"))
+        self.image_size = int(config.option("gan-image-size"))
+        self.steps = int(config.option("gan-steps-per-round"))
+        self.lr = float(config.option("gan-lr"))
+        self.width = int(config.option("gan-width"))
+        self.val_fraction = float(config.option("val-fraction"))
         if self.image_size & (self.image_size - 1):
             raise ConfigError(
                 f"config key 'gan-image-size' must be a power of two in [16, 256], "
@@ -213,22 +209,6 @@ class GanTask(Task):
         if self._features is None:
             self._features = FeatureNet(channels=1)
         return self._features
-
-
-def _option(
-    options: Mapping[str, Any], key: str, kind: type, default: float, low: float, high: float
-) -> float:
-    """Read `key` from the run-config options as `kind`, checking it lies in [low, high]."""
-    raw = options.get(key, default)
-    try:
-        if isinstance(raw, bool) or (kind is int and float(raw) != int(float(raw))):
-            raise ValueError
-        value = kind(float(raw)) if kind is int else kind(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"config key '{key}' must be {kind.__name__}, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"config key '{key}' must be in [{low}, {high}], got {value}")
-    return value
 
 
 def _item(record: ImageRecord) -> dict[str, Any]:
