@@ -48,12 +48,14 @@ class HeaderError(Exception):
 class PixelElement:
     """Where a file's pixel data element is, found without reading its value.
 
-    `length` is None for encapsulated (compressed) data, whose `fragments` are counted.
+    `length` is None for encapsulated (compressed) data, whose `fragments` are counted;
+    `vr` is the explicit value representation, empty in implicit VR files.
     """
 
     tag: int
     length: int | None
     fragments: int
+    vr: str = ""
 
 
 @dataclass(frozen=True)
@@ -157,17 +159,18 @@ def _probe_pixel_element(stream: BinaryIO, end: int, encoding: tuple) -> PixelEl
         return None
     group, element = struct.unpack(f"{order}HH", head[:4])
     tag = group << 16 | element
+    vr = "" if implicit else head[4:6].decode("latin-1")
     if implicit:
         length = struct.unpack(f"{order}L", head[4:8])[0]
-    elif head[4:6] in (b"OB", b"OW", b"OF", b"OD", b"UN"):
+    elif vr in ("OB", "OW", "OF", "OD", "UN"):
         length = struct.unpack(f"{order}L", stream.read(4))[0]
     else:
         length = struct.unpack(f"{order}H", head[6:8])[0]
     if length != _UNDEFINED:
         if stream.tell() + length > end:
             raise HeaderError(SkipReason.TRUNCATED)
-        return PixelElement(tag, length, 0)
-    return PixelElement(tag, None, _count_fragments(stream, end))
+        return PixelElement(tag, length, 0, vr)
+    return PixelElement(tag, None, _count_fragments(stream, end), vr)
 
 
 def _count_fragments(stream: BinaryIO, end: int) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.encaps import parse_fragments
-from pydicom.pixels import apply_modality_lut, as_pixel_options, get_decoder
+from pydicom.pixels import as_pixel_options, get_decoder
 
 from shared.dicom.geometry import (
     check_fragments,
@@ -16,7 +16,10 @@ from shared.dicom.geometry import (
     frame_count,
 )
 from shared.dicom.header import HeaderError, read_dataset, transfer_syntax
+from shared.dicom.modality import check_value_transform, to_modality_units
 from shared.dicom.photometric import GREYSCALE, luminance, samples_per_pixel, to_rgb
+from shared.dicom.quiet import quiet_pydicom
+from shared.dicom.reasons import SkipReason
 from shared.errors import DataError
 
 __all__ = ["load_image"]
@@ -62,7 +65,18 @@ def load_image(path: Path, frame: int | None = None, channels: int = 1) -> np.nd
     """
     if channels not in _CHANNELS:
         raise ValueError(f"channels must be 1 or 3, got {channels}")
-    ds = _read(path)
+    with quiet_pydicom():
+        ds = _read(path)
+        try:
+            return _image(ds, frame, channels)
+        except DataError:
+            raise
+        except Exception as err:  # noqa: BLE001 - lazily parsed values of a damaged file
+            raise DataError("DICOM image attributes are malformed; re-export the image") from err
+
+
+def _image(ds: Dataset, frame: int | None, channels: int) -> np.ndarray:
+    """Check, decode and convert one frame of a read dataset."""
     _check(ds)
     frames = frame_count(ds)
     index = frames // 2 if frame is None else frame
@@ -73,7 +87,7 @@ def load_image(path: Path, frame: int | None = None, channels: int = 1) -> np.nd
         )
     decoded, photometric = _decode(ds, index if frames > 1 else None)
     if ds.PhotometricInterpretation in GREYSCALE:
-        grey = _to_modality_units(decoded, ds, index).astype(np.float32, copy=False)
+        grey = to_modality_units(decoded, ds, index).astype(np.float32, copy=False)
         return grey if channels == 1 else np.repeat(grey[np.newaxis], 3, axis=0)
     rgb = to_rgb(decoded, photometric, ds)
     if channels == 1:
@@ -97,17 +111,27 @@ def _read(path: Path) -> Dataset:
 def _check(ds: Dataset) -> None:
     """Run the indexer's header checks, so direct callers get the same refusals."""
     try:
-        problem = check_pixel_module(ds)
-        if problem is None and "PixelData" not in ds:
-            raise DataError("DICOM object holds no pixel data; it is not an image")
-        if problem is None and transfer_syntax(ds).is_encapsulated:
-            problem = check_fragments(ds, parse_fragments(ds.PixelData)[0] - 1)
-        elif problem is None:
-            problem = check_native_length(ds, len(ds.PixelData))
+        problem = check_pixel_module(ds) or _check_pixel_data(ds) or check_value_transform(ds)
     except (*_DECODE_ERRORS, TypeError, OverflowError) as err:
         raise DataError("DICOM image attributes are missing or malformed") from err
     if problem is not None:
         raise DataError(f"DICOM image cannot be used: {problem.value}")
+
+
+def _check_pixel_data(ds: Dataset) -> SkipReason | None:
+    """Check the Pixel Data element fits the transfer syntax and the pixel module."""
+    if "PixelData" not in ds:
+        return SkipReason.NON_IMAGE
+    encapsulated = transfer_syntax(ds).is_encapsulated
+    element = ds["PixelData"]
+    if (
+        not isinstance(element.value, bytes | bytearray)  # a Pixel Data of another VR
+        or element.is_undefined_length != encapsulated  # the transfer syntax is wrong
+    ):
+        return SkipReason.INVALID_ATTRIBUTE
+    if encapsulated:
+        return check_fragments(ds, parse_fragments(element.value)[0] - 1)
+    return check_native_length(ds, len(element.value))
 
 
 def _decode(ds: Dataset, index: int | None) -> tuple[np.ndarray, str]:
@@ -125,45 +149,3 @@ def _decode(ds: Dataset, index: int | None) -> tuple[np.ndarray, str]:
     if decoded.shape != expected:
         raise DataError("DICOM pixel data does not match Rows/Columns; re-export the image")
     return decoded, photometric
-
-
-def _to_modality_units(stored: np.ndarray, ds: Dataset, index: int) -> np.ndarray:
-    """Apply the modality transform, then invert MONOCHROME1 within the output range."""
-    transform = _modality_source(ds, index)
-    values = apply_modality_lut(stored, transform).astype(np.float64)
-    if ds.PhotometricInterpretation == "MONOCHROME1":
-        low, high = _output_range(ds, transform)
-        values = (low + high) - values
-    return values
-
-
-def _modality_source(ds: Dataset, index: int) -> Dataset:
-    """Return the dataset holding the modality transform of frame `index`.
-
-    Enhanced multi-frame objects keep Rescale Slope/Intercept in the per-frame or
-    shared functional groups rather than at the top level.
-    """
-    if "ModalityLUTSequence" in ds or "RescaleSlope" in ds:
-        return ds
-    for name, item in (
-        ("PerFrameFunctionalGroupsSequence", index),
-        ("SharedFunctionalGroupsSequence", 0),
-    ):
-        groups = ds.get(name)
-        if groups and len(groups) > item and "PixelValueTransformationSequence" in groups[item]:
-            return groups[item].PixelValueTransformationSequence[0]
-    return ds
-
-
-def _output_range(ds: Dataset, transform: Dataset) -> tuple[float, float]:
-    """Lowest and highest value the modality transform can produce for this image."""
-    bits = int(ds.BitsStored)
-    if ds.PixelRepresentation == 1:
-        stored = np.array([-(2 ** (bits - 1)), 2 ** (bits - 1) - 1], dtype=np.int64)
-    else:
-        stored = np.array([0, 2**bits - 1], dtype=np.int64)
-    if "ModalityLUTSequence" in transform and bits <= 16:
-        lut = apply_modality_lut(np.arange(stored[0], stored[1] + 1), transform)
-        return float(lut.min()), float(lut.max())
-    mapped = apply_modality_lut(stored, transform).astype(np.float64)
-    return float(mapped.min()), float(mapped.max())

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import copy
 import logging
-import warnings
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from shared.data.listing import Listing, list_files, listing_signature
 from shared.dicom.header import HeaderError, read_header, transfer_syntax
 from shared.dicom.image import load_image
+from shared.dicom.quiet import quiet_pydicom
 from shared.dicom.reasons import SkipReason
 from shared.dicom.records import ImageRecord
 from shared.dicom.report import DataReport
@@ -73,7 +71,7 @@ def _index(listing: Listing) -> tuple[list[ImageRecord], DataReport]:
     records: list[ImageRecord] = []
     report = DataReport(files=len(listing))
     seen: set[str] = set()
-    with _quiet_pydicom():
+    with quiet_pydicom():
         outcomes = [(path, _classify_file(path)) for path, _, _ in listing]
     for path, outcome in outcomes:
         if isinstance(outcome, ImageRecord) and outcome.sop_instance_uid in seen:
@@ -90,20 +88,6 @@ def _index(listing: Listing) -> tuple[list[ImageRecord], DataReport]:
         "indexed %d files: %d usable, %d skipped", report.files, len(records), report.skipped
     )
     return records, report
-
-
-@contextmanager
-def _quiet_pydicom() -> Iterator[None]:
-    """Silence pydicom's per-file warnings (which name the file); the report counts them."""
-    pydicom_logger = logging.getLogger("pydicom")
-    level = pydicom_logger.level
-    pydicom_logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        pydicom_logger.setLevel(level)
 
 
 def _classify_file(path: Path) -> ImageRecord | SkipReason:

@@ -16,6 +16,7 @@ from shared.dicom.geometry import (
 )
 from shared.dicom.header import PIXEL_DATA, Header, transfer_syntax
 from shared.dicom.kinds import ObjectKind, object_kind
+from shared.dicom.modality import check_value_transform
 from shared.dicom.reasons import SkipReason
 from shared.dicom.records import ImageRecord, patient_key
 
@@ -34,6 +35,8 @@ REQUIRED_ATTRIBUTES = (
     "PixelRepresentation",
     "PhotometricInterpretation",
 )
+# Value representations Pixel Data may have ("" when the file has implicit VR).
+_PIXEL_VRS = frozenset({"", "OB", "OW", "UN"})
 # Modality is a Code String: short upper-case code; anything else is reported as unknown.
 _MODALITY_PATTERN = re.compile(r"[A-Z0-9_]{1,16}")
 
@@ -71,13 +74,17 @@ def classify(path: Path, header: Header) -> ImageRecord | SkipReason:
 
 def _check_image(path: Path, ds: Dataset, header: Header) -> ImageRecord | SkipReason:
     """Check the pixel module, decoder and pixel data length; build the record."""
-    problem = check_pixel_module(ds)
+    problem = check_pixel_module(ds) or check_value_transform(ds)
     if problem is not None:
         return problem
     if not _decoder_available(ds):
         return SkipReason.UNSUPPORTED_TRANSFER_SYNTAX
     pixel = header.pixel_data
     assert pixel is not None  # checked by the caller
+    # Encapsulated data under a native transfer syntax (or the reverse) cannot decode.
+    encapsulated = transfer_syntax(ds).is_encapsulated
+    if pixel.vr not in _PIXEL_VRS or (pixel.length is None) != encapsulated:
+        return SkipReason.INVALID_ATTRIBUTE
     if pixel.length is None:
         problem = check_fragments(ds, pixel.fragments)
     else:
