@@ -1,4 +1,4 @@
-"""Decode one DICOM image (or one frame) to float32 modality units, higher = brighter."""
+"""Decode one frame of a DICOM image: grey-scale in modality units, colour as luminance or RGB."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ __all__ = ["ImageRecord", "patient_key"]
 
 @dataclass(frozen=True)
 class ImageRecord:
-    """One usable grayscale image instance found under a site's data folder.
+    """One usable image instance (grey-scale or colour) found under a site's data folder.
 
     Records stay on the site: `path` and the UIDs are site-local facts. `patient_key`
     is a pseudonymous hash, fit for grouping images by patient in train/val splits only.
