@@ -23,6 +23,7 @@ from shared.config import RunConfig
 from shared.data import read_label_manifest, split_by_patient
 from shared.data.intensity import ScaleByModalityd
 from shared.data.listing import file_signature
+from shared.data.manifest import label_summary
 from shared.dicom import ImageRecord, index_folder
 from shared.dicom.transforms import LoadDicomImaged
 from shared.errors import DataError
@@ -76,14 +77,12 @@ class ClassificationTask(Task):
         return Compose(steps)
 
     def load_site(self, site_dir: Path, cache_dir: Path | None = None) -> SiteData:
-        records, report, labels = self._labelled(site_dir)
+        records, counts, labels = self._labelled(site_dir)
         train, val = split_by_patient(
             records, lambda r: r.patient_key, self.val_fraction, self.config.seed
         )
         if not train:
             raise DataError("site needs images of at least 2 patients (one for validation)")
-        counts = dict(report.summary())
-        counts["unlabelled"] = report.usable - len(records)
         return SiteData(
             name=site_dir.name,
             train=self.make_dataset(_items(train, labels), True, cache_dir),
@@ -97,8 +96,10 @@ class ClassificationTask(Task):
         records, _, labels = self._labelled(site_dir)
         return _items(records, labels)
 
-    def _labelled(self, site_dir: Path) -> tuple[list[ImageRecord], Any, dict[str, int]]:
+    def _labelled(self, site_dir: Path) -> tuple[list[ImageRecord], dict[str, int], dict[str, int]]:
+        """Usable labelled images, the site report's counts (safe to send), the labels."""
         records, report = index_folder(site_dir)
+        report.require_usable()
         labels = read_label_manifest(site_dir)
         labelled = [r for r in records if r.sop_instance_uid in labels]
         if not labelled:
@@ -106,7 +107,10 @@ class ClassificationTask(Task):
                 "site has no usable labelled images: check `medfleet data check` and that "
                 "labels.csv lists the images' SOP Instance UIDs"
             )
-        return labelled, report, labels
+        counts = dict(report.summary())
+        counts["unlabelled"] = report.usable - len(labelled)
+        counts.update(label_summary(labels, [r.sop_instance_uid for r in records]))
+        return labelled, counts, labels
 
     def make_dataset(
         self, items: list[dict[str, Any]], train: bool, cache_dir: Path | None = None

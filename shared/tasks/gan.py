@@ -85,6 +85,7 @@ class GanTask(Task):
 
     def load_site(self, site_dir: Path, cache_dir: Path | None = None) -> SiteData:
         records, report = index_folder(site_dir)
+        report.require_usable()
         train, val = split_by_patient(
             records, lambda r: r.patient_key, self.val_fraction, self.config.seed
         )
