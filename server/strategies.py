@@ -9,7 +9,6 @@ from flwr.common import Parameters, Scalar
 from flwr.server import strategy as fl
 
 from shared.config import RunConfig
-from shared.errors import ConfigError
 
 __all__ = ["STRATEGIES", "build_strategy", "strategy_state_attrs"]
 
@@ -28,18 +27,6 @@ def _fedopt(run: RunConfig) -> dict[str, Any]:
         "beta_2": run.option("fedopt-beta-2"),
         "tau": run.option("fedopt-tau"),
     }
-
-
-def _krum_sites(run: RunConfig, factor: int, offset: int) -> int:
-    """`num-malicious` f, refused unless min-sites >= factor * f + offset."""
-    malicious = int(run.option("num-malicious"))
-    if run.min_sites < factor * malicious + offset:
-        raise ConfigError(
-            f"strategy '{run.strategy}' with num-malicious={malicious} needs min-sites >= "
-            f"{factor * malicious + offset}, got {run.min_sites}: lower 'num-malicious' or "
-            "add sites"
-        )
-    return malicious
 
 
 #: name -> (Flower class, its specific keyword arguments from the run config).
@@ -64,13 +51,13 @@ STRATEGIES: dict[str, tuple[type[fl.FedAvg], Callable[[RunConfig], dict[str, Any
     "krum": (
         fl.Krum,
         lambda run: {
-            "num_malicious_clients": _krum_sites(run, 2, 3),
+            "num_malicious_clients": run.option("num-malicious"),
             "num_clients_to_keep": run.option("krum-keep"),
         },
     ),
     "bulyan": (
         fl.Bulyan,
-        lambda run: {"num_malicious_clients": _krum_sites(run, 4, 3), "to_keep": 0},
+        lambda run: {"num_malicious_clients": run.option("num-malicious"), "to_keep": 0},
     ),
 }
 

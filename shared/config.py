@@ -135,10 +135,22 @@ class RunConfig:
                 "but SecAgg+ shows the server only their sum: use fedavg, fedprox, fedavgm, "
                 "fedadam, fedyogi or fedadagrad with 'secagg = true'"
             )
+        self._check_byzantine_sites()
         if self.secagg.enabled:
             from shared.secagg import validate_secagg
 
             validate_secagg(self.secagg, self.min_sites)
+
+    def _check_byzantine_sites(self) -> None:
+        """Krum needs n >= 2f + 3 sites and Bulyan n >= 4f + 3 for f = `num-malicious`."""
+        factor = {"krum": 2, "bulyan": 4}.get(self.strategy)
+        malicious = int(self.option("num-malicious"))
+        if factor is not None and self.min_sites < factor * malicious + 3:
+            raise ConfigError(
+                f"strategy '{self.strategy}' with num-malicious={malicious} needs min-sites >= "
+                f"{factor * malicious + 3}, got {self.min_sites}: lower 'num-malicious' or "
+                "add sites"
+            )
 
     def to_mapping(self) -> dict[str, Scalar]:
         """The flat run-config form, as Flower passes it to the apps."""

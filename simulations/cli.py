@@ -107,6 +107,7 @@ def run_mapping(args: argparse.Namespace, data: Path, out: Path, sites: int) -> 
 
 def _run(args: argparse.Namespace) -> int:
     from shared.config import RunConfig, parse_overrides, site_folders
+    from shared.errors import ConfigError
     from simulations.runner import SimulationOptions, run_simulation_job
 
     if args.resume is not None:
@@ -120,12 +121,14 @@ def _run(args: argparse.Namespace) -> int:
         typed = {key: getattr(args, name) for name, key in FLAG_KEYS.items()}
         typed = {key: value for key, value in typed.items() if value is not None}
         mapping = {**stored, **parse_overrides(args.options), **typed, "resume-from": str(out)}
-        sites = args.sites or len(site_folders(data))
+        sites = len(site_folders(data)) if args.sites is None else args.sites
     else:
         out = args.out.resolve()
         data = (args.data or out / "data").resolve()
-        sites = args.sites or 3
+        sites = 3 if args.sites is None else args.sites
         mapping = run_mapping(args, data, out, sites)
+    if sites < 1:
+        raise ConfigError(f"--sites must be at least 1, got {sites}")
     run = RunConfig.from_mapping(mapping)
     if not args.verbose:
         # MedFleet prints its own per-round table; Flower's round log and history dump
