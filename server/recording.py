@@ -102,8 +102,9 @@ class RecordingStrategy(Strategy):
         kept, rejected = self._screen(server_round, results)
         replied = {proxy.node_id for proxy, _ in results}
         dropped = [self._name(n) for n in self._sampled.get(server_round, []) if n not in replied]
-        for failure in failures:
-            logger.warning("round %d: a site failed: %s", server_round, _reason(failure))
+        errors = [_reason(failure) for failure in failures]
+        for error in errors:
+            logger.warning("round %d: a site failed: %s", server_round, error)
         if len(kept) < self.run.min_sites:
             raise RoundError(
                 f"round {server_round} has {len(kept)} usable site updates, fewer than "
@@ -119,7 +120,7 @@ class RecordingStrategy(Strategy):
         per_site = {self._name(p.node_id): dict(r.metrics) for p, r in kept}
         aggregated = self.task.aggregate_metrics([(r.num_examples, r.metrics) for _, r in kept])
         self.recorder.record_stage("fit", server_round, per_site, aggregated, len(failures))
-        self.recorder.record_sites(server_round, dropped=dropped, refused=rejected)
+        self.recorder.record_sites(server_round, dropped=dropped, refused=rejected, errors=errors)
         self.recorder.record_files(server_round, self._save(server_round))
         self.last_aggregated_round = server_round
         return ndarrays_to_parameters(self.global_arrays), dict(aggregated)
@@ -191,7 +192,11 @@ def innermost(strategy: Strategy) -> Strategy:
 
 
 def _reason(failure: object) -> str:
+    """A failure as text: a site's error reply carries only MedFleet's scrubbed reason."""
     if isinstance(failure, BaseException):
+        reason = getattr(failure.args[0], "reason", None) if failure.args else None
+        if reason is not None:
+            return str(reason)
         return f"{type(failure).__name__}: {failure}"
     if isinstance(failure, tuple) and len(failure) == 2:
         metrics: Mapping[str, Any] = getattr(failure[1], "metrics", {}) or {}

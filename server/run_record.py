@@ -92,10 +92,17 @@ class RunRecorder:
         self._write()
 
     def record_sites(
-        self, server_round: int, *, dropped: Sequence[str], refused: Sequence[str]
+        self,
+        server_round: int,
+        *,
+        dropped: Sequence[str],
+        refused: Sequence[str],
+        errors: Sequence[str] = (),
     ) -> None:
-        """Remember which sites dropped out of a round and whose updates were refused."""
-        self._round(server_round).update(dropped=list(dropped), refused=list(refused))
+        """Remember which sites dropped out of a round, whose updates were refused, and why."""
+        self._round(server_round).update(
+            dropped=list(dropped), refused=list(refused), errors=list(errors)
+        )
         self._write()
 
     def record_files(self, server_round: int, files: Mapping[str, str]) -> None:

@@ -39,6 +39,7 @@ def generate_sites(
     seed: int = 0,
     task: str = "classification",
     scale: float = 1.0,
+    difficulty: float = 0.4,
 ) -> list[Path]:
     """Write ``n_sites`` synthetic hospital sites under ``out``.
 
@@ -54,6 +55,8 @@ def generate_sites(
         Which data to generate; see ``SITE_GENERATORS``.
     scale : float
         Multiplier of every site's image count (about 160 / 110 / 70 at 1.0).
+    difficulty : float
+        How much the classes' looks overlap, 0 (clearly apart) to 1.
 
     Returns
     -------
@@ -61,7 +64,7 @@ def generate_sites(
         The site folders ``out/site-1``, ``out/site-2``, ... in site order.
     """
     generator = look_up_task(task)
-    profiles = site_profiles(n_sites, scale=scale)
+    profiles = site_profiles(n_sites, scale=scale, difficulty=difficulty)
     out = Path(out)
     for profile in profiles:
         site_dir = out / profile.name
