@@ -99,10 +99,14 @@ def run_mapping(args: argparse.Namespace, data: Path, out: Path, sites: int) -> 
         "secagg-num-shares": sites,
         "secagg-threshold": max(2, sites - 1),
     }
-    flags = {key: getattr(args, name) for name, key in FLAG_KEYS.items()}
-    given = {key: value for key, value in flags.items() if value is not None}
     paths = {"sim-data-root": str(data), "out-dir": str(out)}
-    return {**derived, **parse_overrides(args.options), **given, **paths}
+    return {**derived, **parse_overrides(args.options), **typed_flags(args), **paths}
+
+
+def typed_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The run-config values of the flags the user typed (the others are None)."""
+    flags = {key: getattr(args, name) for name, key in FLAG_KEYS.items()}
+    return {key: value for key, value in flags.items() if value is not None}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -118,8 +122,7 @@ def _run(args: argparse.Namespace) -> int:
         out = args.resume.resolve()
         stored = stored_config(out)
         data = Path(str(stored["sim-data-root"]))
-        typed = {key: getattr(args, name) for name, key in FLAG_KEYS.items()}
-        typed = {key: value for key, value in typed.items() if value is not None}
+        typed = typed_flags(args)
         mapping = {**stored, **parse_overrides(args.options), **typed, "resume-from": str(out)}
         sites = len(site_folders(data)) if args.sites is None else args.sites
     else:
