@@ -6,7 +6,14 @@ from unittest.mock import MagicMock
 
 import numpy as np
 import pytest
-from flwr.common import Code, EvaluateRes, FitRes, Status, ndarrays_to_parameters
+from flwr.common import (
+    Code,
+    EvaluateRes,
+    FitRes,
+    Status,
+    ndarrays_to_parameters,
+    parameters_to_ndarrays,
+)
 
 from server.checkpoint import load_checkpoint
 from server.recording import RecordingStrategy
@@ -133,3 +140,30 @@ def test_aggregate_evaluate_pools_counts_and_prints_the_table(tmp_path: Path, ca
     assert metrics["auc"] == pytest.approx((0.8 * 10 + 0.6 * 5) / 15)
     out = capsys.readouterr().out
     assert "Round 1/2" in out and "overall (weighted)" in out and "site" in out
+
+
+def test_a_flower_wrapper_inside_saves_the_model_the_wrapper_made(tmp_path: Path) -> None:
+    # Prepare: Flower's server-side DP wrapper between the recording layer and FedAvg
+    from flwr.server.strategy import DifferentialPrivacyServerSideFixedClipping
+
+    plain = _strategy(tmp_path / "plain")
+    noisy = _strategy(tmp_path / "dp")
+    noisy.inner = DifferentialPrivacyServerSideFixedClipping(
+        noisy.inner, noise_multiplier=1.0, clipping_norm=1.0, num_sampled_clients=2
+    )
+    updates = _updates(plain, "ab")
+
+    # Execute
+    results = [_fit_res(updates["a"], 10, "a", 1), _fit_res(updates["b"], 10, "b", 2)]
+    plain.aggregate_fit(1, results, [])
+    # What the wrapper's configure_fit remembers: the round's global weights.
+    noisy.inner.current_round_params = [a.copy() for a in noisy.global_arrays]
+    returned, _ = noisy.aggregate_fit(1, results, [])
+
+    # Assert: the checkpoint is the noised model the next round starts from, not FedAvg's
+    saved = list(load_checkpoint(tmp_path / "dp" / "checkpoints" / "round-1.npz").state.values())
+    clean = list(load_checkpoint(tmp_path / "plain" / "checkpoints" / "round-1.npz").state.values())
+    assert returned is not None
+    for got, sent in zip(saved, parameters_to_ndarrays(returned), strict=True):
+        np.testing.assert_array_equal(got, sent)
+    assert not np.allclose(saved[0], clean[0], atol=1e-3)
