@@ -76,7 +76,9 @@ class SiteClient(NumPyClient):
         if self.dump_dir is not None:
             self.dump_dir.mkdir(parents=True, exist_ok=True)
             path = self.dump_dir / f"round-{settings.server_round}.npz"
-            np.savez(path, *arrays, num_examples=result.num_examples)
+            # Debug/tests only: the update sent and the global arrays received (received_i).
+            received = {f"received_{i}": a for i, a in enumerate(parameters)}
+            np.savez(path, *arrays, num_examples=result.num_examples, **received)  # type: ignore[arg-type]
         logger.info(
             "round %d: trained on %d images (%s)",
             settings.server_round,

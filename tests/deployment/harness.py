@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
@@ -9,8 +11,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+import psutil
 
 from shared.process import flower_env, spawn, stop
 
@@ -122,3 +127,79 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def federation_file(path: Path, address: str, sites: Sequence[str]) -> Path:
+    """Write the federation TOML that `provision` reads: the server address and site names."""
+    names = ", ".join(f'"{s}"' for s in sites)
+    path.write_text(f'[server]\naddress = "{address}"\n[sites]\nnames = [{names}]\n')
+    return path
+
+
+def process_tree(pid: int) -> list[psutil.Process]:
+    """The process `pid` and every descendant, parent first (empty when it is gone)."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def kill_tree(pid: int, timeout: float = 15) -> list[int]:
+    """SIGKILL a process and all its descendants (a crash, not a shutdown); wait until gone.
+
+    The parent dies first so that it cannot start replacements (the site daemon restarts
+    its SuperNode). Returns the PIDs that were killed.
+    """
+    procs = process_tree(pid)
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    if alive:
+        raise AssertionError(f"still running after SIGKILL: {[p.pid for p in alive]}")
+    return [proc.pid for proc in procs]
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON file written atomically by the server (empty dict while it does not exist)."""
+    try:
+        return dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return {}
+
+
+def wait_json(
+    path: Path,
+    until: Callable[[dict[str, Any]], bool],
+    timeout: float,
+    procs: Sequence[subprocess.Popen[bytes]] = (),
+) -> dict[str, Any]:
+    """Poll a JSON file (run.json) until `until(record)`; fail with the record otherwise.
+
+    Fails early when one of `procs` (e.g. the `server run` it comes from) exits.
+    """
+    deadline = time.monotonic() + timeout
+    record: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        record = read_json(path)
+        if record and until(record):
+            return record
+        if any(proc.poll() is not None for proc in procs):
+            break
+        time.sleep(0.2)
+    raise AssertionError(f"{path.name}: condition not met after {timeout} s:\n{record}")
+
+
+def stray_processes(root: Path) -> list[psutil.Process]:
+    """Processes whose environment points into `root` (FLWR_HOME of everything a test starts).
+
+    Children inherit the environment, so this also finds helpers whose parent was killed
+    (orphans are re-parented and fall out of every process tree).
+    """
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if proc.pid != os.getpid() and any(str(root) in v for v in proc.environ().values()):
+                found.append(proc)
+    return found

@@ -1,0 +1,146 @@
+"""A federation on 127.0.0.1 for the fault tests: kits, data, server, site daemons, crashes."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from server.provision import provision
+from tests.deployment import harness
+
+# Small enough that a SecAgg+ round takes seconds on two shared cores.
+TRAINING = ("local-epochs=1", "image-size=32", "batch-size=8")
+
+
+@dataclass
+class Fleet:
+    """One provisioned federation: every process it starts is tracked and stopped by PID."""
+
+    root: Path
+    sites: tuple[str, ...]
+    address: str
+    data: dict[str, Path]
+    procs: harness.Processes
+    server: subprocess.Popen[bytes] | None = None
+    daemons: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    app: Path | None = None
+
+    @classmethod
+    def create(cls, root: Path, sites: Sequence[str], scale: float = 0.15) -> Fleet:
+        """Provision kits for `sites` on a free port and write one synthetic data set each."""
+        from simulations.synth import generate_sites
+
+        address = f"127.0.0.1:{harness.free_port()}"
+        provision(harness.federation_file(root / "hospitals.toml", address, sites), root / "kits")
+        folders = generate_sites(root / "data", n_sites=len(sites), seed=0, scale=scale)
+        fleet = cls(root, tuple(sites), address, dict(zip(sites, folders, strict=True)),
+                    harness.Processes(root / "flwr-home"))  # fmt: skip
+        fleet.app = harness.copy_app(root / "app")
+        return fleet
+
+    @property
+    def server_kit(self) -> Path:
+        return self.root / "kits" / "server"
+
+    @property
+    def server_state(self) -> Path:
+        return self.root / "server-state"
+
+    def dumps(self, site: str) -> Path:
+        """Where site `site` dumps what it received and sent each round (debug-dump-dir)."""
+        return self.root / "dumps" / site
+
+    def start_server(self, log_name: str = "server.log") -> Path:
+        """`medfleet server start` on the fleet's state folder; return its log once serving."""
+        log_file = self.root / log_name
+        args = harness.server_start_args(str(self.server_kit), str(self.server_state), "127.0.0.1")
+        self.server = self.procs.start([*args, "--status-interval", "2"], log_file)
+        harness.wait_for(log_file, r"SuperLink pid \d+ serving", 120, self.server)
+        return log_file
+
+    def start_site(self, site: str) -> subprocess.Popen[bytes]:
+        """`medfleet site start` for `site`, on its own state folder and runtime port."""
+        self.ports.setdefault(site, harness.free_port())
+        args = harness.site_start_args(
+            str(self.root / "kits" / site), str(self.data[site]), "cpu",
+            str(self.root / f"{site}-state"),
+        )  # fmt: skip
+        extra = ["--runtime-port", str(self.ports[site]),
+                 "--node-config", f"debug-dump-dir={self.dumps(site)}"]  # fmt: skip
+        self.daemons[site] = self.procs.start([*args, *extra], self.root / f"{site}.log")
+        return self.daemons[site]
+
+    def start(self, timeout: float = 150) -> Path:
+        """Server and every site daemon; return the server log once all sites are online."""
+        log_file = self.start_server()
+        for site in self.sites:
+            self.start_site(site)
+        self.wait_online(log_file, self.sites, timeout)
+        return log_file
+
+    def wait_online(self, log_file: Path, sites: Sequence[str], timeout: float = 150) -> None:
+        """Wait until the server's status line lists exactly `sites` as connected."""
+        pattern = rf"sites connected: {', '.join(sites)};"
+        harness.wait_for(log_file, pattern, timeout, self.server)
+
+    def run_args(self, out: Path, *extra: str) -> list[str]:
+        """`medfleet server run` for this fleet, with tiny training, writing to `out`."""
+        sets = [arg for key in TRAINING for arg in ("--set", key)]
+        return ["server", "run", "--kit", str(self.server_kit), "--state-dir",
+                str(self.server_state), "--out-dir", str(out), "--app", str(self.app),
+                *sets, *extra]  # fmt: skip
+
+    def resume_args(self, out: Path) -> list[str]:
+        """`medfleet server run --resume OUT`: the stored config, nothing typed again."""
+        return ["server", "run", "--kit", str(self.server_kit), "--state-dir",
+                str(self.server_state), "--app", str(self.app), "--resume", str(out)]  # fmt: skip
+
+    def submit(self, args: Sequence[str], log_name: str) -> subprocess.Popen[bytes]:
+        """Start a `medfleet server run ...` in the background (it streams the run's logs)."""
+        return self.procs.start(list(args), self.root / log_name)
+
+    def crash_server(self) -> list[int]:
+        """SIGKILL `medfleet server start`, the SuperLink and the ServerApp it spawned."""
+        assert self.server is not None
+        killed = harness.kill_tree(self.server.pid)
+        self.procs.procs.remove(self.server)
+        self.server.wait(timeout=10)
+        self.server = None
+        return killed
+
+    def crash_site(self, site: str) -> list[int]:
+        """SIGKILL a site daemon, its SuperNode and any ClientApp process it runs."""
+        daemon = self.daemons.pop(site)
+        killed = harness.kill_tree(daemon.pid)
+        self.procs.procs.remove(daemon)
+        daemon.wait(timeout=10)
+        return killed
+
+    def close(self) -> list[str]:
+        """Stop everything by PID; return what was still running after that (then killed)."""
+        self.procs.close()
+        deadline = time.monotonic() + 10
+        strays = harness.stray_processes(self.root)
+        while strays and time.monotonic() < deadline:  # helpers exit shortly after parents
+            time.sleep(0.5)
+            strays = harness.stray_processes(self.root)
+        described = [_describe(p) for p in strays]
+        for proc in strays:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(strays, timeout=10)
+        return described
+
+
+def _describe(proc: psutil.Process) -> str:
+    try:
+        return f"{proc.pid} {' '.join(proc.cmdline()[:3])}"
+    except psutil.Error:
+        return f"{proc.pid} (gone)"
