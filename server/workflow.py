@@ -58,18 +58,25 @@ class BoundedClientManager(SimpleClientManager):
         return super().sample(num_clients, min_num_clients, criterion)
 
 
-class _DeadlineGrid:
-    """A Grid whose every exchange ends by one deadline (a whole round, all its stages)."""
+class _BoundedGrid:
+    """A Grid whose every exchange with the sites waits at most `seconds` for the replies.
+
+    Each exchange (a SecAgg+ stage, the evaluation request) has its own bound instead of
+    sharing one deadline per round: a site that dies costs the stage it died in one
+    timeout, and the sites still answering get the full time for the stages left. (With
+    a shared deadline they had about a second left, so the round failed with every
+    other site there.)
+    """
 
     def __init__(self, grid: Grid, seconds: float) -> None:
         self._grid = grid
-        self._deadline = time.monotonic() + seconds
+        self._seconds = seconds
 
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None
     ) -> Iterable[Message]:
-        left = max(1.0, self._deadline - time.monotonic())
-        return self._grid.send_and_receive(messages, timeout=min(timeout or left, left))
+        bound = self._seconds if timeout is None else min(timeout, self._seconds)
+        return self._grid.send_and_receive(messages, timeout=bound)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._grid, name)
@@ -80,9 +87,12 @@ class MedFleetWorkflow:
 
     Flower's DefaultWorkflow always starts at round 1 and lets each exchange wait without
     limit; this loop starts where a resumed run left off (so FedAdam's bias correction
-    sees the true round number) and gives each round `round_timeout` seconds in all.
-    A round whose fit stage aggregated nothing (e.g. SecAgg+ halted because fewer sites
-    than its threshold replied) raises RoundError: the run stops, its checkpoints intact.
+    sees the true round number) and waits at most `round_timeout` seconds for the
+    replies of each exchange with the sites. A round thus ends within 5 x round-timeout
+    with SecAgg+ (four fit stages and the evaluation), 2 x without; a site that does not
+    answer is left out of the round's later exchanges. A round whose fit stage
+    aggregated nothing (e.g. SecAgg+ halted because fewer sites than its threshold
+    replied) raises RoundError: the run stops, its checkpoints intact.
     """
 
     def __init__(
@@ -98,22 +108,23 @@ class MedFleetWorkflow:
         strategy = cast(RecordingStrategy, context.strategy)
         thread, stop, ready = start_update_client_manager_thread(grid, context.client_manager)
         ready.wait()
+        bounded = cast(Grid, _BoundedGrid(grid, self.round_timeout))
         try:
             default_init_params_workflow(grid, context)
             cfg = ConfigRecord({Key.START_TIME: time.monotonic()})
             context.state.config_records[MAIN_CONFIGS_RECORD] = cfg
             for server_round in range(self.start_round, context.config.num_rounds + 1):
                 cfg[Key.CURRENT_ROUND] = server_round
-                self.fit_workflow(cast(Grid, _DeadlineGrid(grid, self.round_timeout)), context)
+                self.fit_workflow(bounded, context)
                 if strategy.last_aggregated_round != server_round:
                     raise RoundError(
-                        f"round {server_round} did not complete within round-timeout="
-                        f"{self.round_timeout:g} s: too few sites replied (SecAgg+ needs at "
-                        "least its threshold); the checkpoints of the rounds before are intact"
+                        f"round {server_round} aggregated no update: too few sites replied "
+                        f"within round-timeout={self.round_timeout:g} s (the run needs "
+                        f"min-sites={strategy.run.min_sites}; SecAgg+ also needs "
+                        "secagg-threshold share holders of each site); the checkpoints of the "
+                        "rounds before are intact: bring the sites back and resume the run"
                     )
-                default_evaluate_workflow(
-                    cast(Grid, _DeadlineGrid(grid, self.round_timeout)), context
-                )
+                default_evaluate_workflow(bounded, context)
         finally:
             stop.set()
             thread.join(timeout=10)
