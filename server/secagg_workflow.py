@@ -21,12 +21,12 @@ from flwr.serverapp.grid import Grid
 from shared.config import SecAggConfig
 from shared.secagg import MODULUS_RANGE, QUANTIZATION_RANGE
 
-__all__ = ["RecordingSecAggPlusWorkflow", "build_fit_workflow"]
+__all__ = ["DropoutSafeSecAggPlusWorkflow", "RecordingSecAggPlusWorkflow", "build_fit_workflow"]
 
 log = logging.getLogger("medfleet.server.secagg")
 
 
-def build_fit_workflow(cfg: SecAggConfig, record_dir: Path | None) -> SecAggPlusWorkflow:
+def build_fit_workflow(cfg: SecAggConfig, record_dir: Path | None) -> DropoutSafeSecAggPlusWorkflow:
     """Return the SecAgg+ fit workflow for a run.
 
     Parameters
@@ -38,8 +38,9 @@ def build_fit_workflow(cfg: SecAggConfig, record_dir: Path | None) -> SecAggPlus
 
     Returns
     -------
-    SecAggPlusWorkflow
-        Flower's workflow, or the recording subclass when `record_dir` is set.
+    DropoutSafeSecAggPlusWorkflow
+        Flower's workflow (with dropouts before masking handled), or the recording
+        subclass when `record_dir` is set.
     """
     kwargs: dict[str, Any] = {
         "num_shares": cfg.num_shares,
@@ -50,8 +51,36 @@ def build_fit_workflow(cfg: SecAggConfig, record_dir: Path | None) -> SecAggPlus
         "modulus_range": MODULUS_RANGE,
     }
     if record_dir is None:
-        return SecAggPlusWorkflow(**kwargs)
+        return DropoutSafeSecAggPlusWorkflow(**kwargs)
     return RecordingSecAggPlusWorkflow(record_dir=record_dir, **kwargs)
+
+
+class DropoutSafeSecAggPlusWorkflow(SecAggPlusWorkflow):
+    """Flower's SecAgg+ workflow, also surviving sites that drop out before sharing keys.
+
+    Flower counts every sampled site as a dropout to unmask, so a site that died before
+    sending its key shares (in the setup or share-keys stage) halts the round: nobody
+    holds shares of its key ("Not enough shares"), and the other sites fail asking for
+    them. Such a site added no mask to any upload, so after each of those two stages
+    the sites that stopped answering are forgotten; dropouts from the masking stage on
+    are unmasked as Flower does.
+    """
+
+    def setup_stage(self, grid: Grid, context: LegacyContext, state: WorkflowState) -> bool:
+        return self._forget_silent(state, super().setup_stage(grid, context, state))
+
+    def share_keys_stage(self, grid: Grid, context: LegacyContext, state: WorkflowState) -> bool:
+        return self._forget_silent(state, super().share_keys_stage(grid, context, state))
+
+    def _forget_silent(self, state: WorkflowState, ok: bool) -> bool:
+        """Leave out the sites that did not answer; check the threshold without them."""
+        silent = state.sampled_node_ids - state.active_node_ids
+        if not silent:
+            return ok
+        log.warning("SecAgg+: %d sites did not answer before masking; left out", len(silent))
+        state.sampled_node_ids = set(state.active_node_ids)
+        # Fewer than two sites could not hide each other's updates.
+        return len(state.active_node_ids) >= 2 and self._check_threshold(state)
 
 
 class _RecordingGrid:
@@ -72,7 +101,7 @@ class _RecordingGrid:
         return getattr(self._grid, name)
 
 
-class RecordingSecAggPlusWorkflow(SecAggPlusWorkflow):
+class RecordingSecAggPlusWorkflow(DropoutSafeSecAggPlusWorkflow):
     """SecAggPlusWorkflow that saves the masked vectors it receives (tests and audits only).
 
     For round r it writes `round-<r>-masked.npz` holding `sum_<i>` (the masked sum,

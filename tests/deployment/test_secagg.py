@@ -7,8 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from flwr.server.workflow import SecAggPlusWorkflow
+from flwr.server.workflow.secure_aggregation.secaggplus_workflow import WorkflowState
 
-from server.secagg_workflow import RecordingSecAggPlusWorkflow, build_fit_workflow
+from server.secagg_workflow import (
+    DropoutSafeSecAggPlusWorkflow,
+    RecordingSecAggPlusWorkflow,
+    build_fit_workflow,
+)
 from shared.config import SecAggConfig
 from shared.errors import ConfigError, UpdateError
 from shared.secagg import check_update_fits, validate_secagg
@@ -29,7 +34,8 @@ def test_valid_settings_pass_and_flower_accepts_them(changes: dict, num_sites: i
     validate_secagg(cfg(**changes), num_sites)
     workflow = build_fit_workflow(cfg(**changes), None)
     # Assert
-    assert type(workflow) is SecAggPlusWorkflow
+    assert type(workflow) is DropoutSafeSecAggPlusWorkflow
+    assert isinstance(workflow, SecAggPlusWorkflow)
     assert workflow.num_shares == cfg(**changes).num_shares
 
 
@@ -79,3 +85,40 @@ def test_recording_workflow_when_asked(tmp_path: Path) -> None:
     workflow = build_fit_workflow(cfg(), tmp_path)
     assert isinstance(workflow, RecordingSecAggPlusWorkflow)
     assert workflow.record_dir == tmp_path
+
+
+def _state(sampled: set[int], active: set[int], threshold: int = 2) -> WorkflowState:
+    ring = sorted(sampled)
+    neighbours = {n: {ring[(i + k) % len(ring)] for k in (-1, 0, 1)} for i, n in enumerate(ring)}
+    return WorkflowState(
+        sampled_node_ids=set(sampled),
+        active_node_ids=set(active),
+        threshold=threshold,
+        nid_to_neighbours=neighbours,
+    )
+
+
+def test_site_silent_before_masking_is_forgotten() -> None:
+    # Prepare: 4 sites, site 4 never answered the setup stage
+    state = _state({1, 2, 3, 4}, {1, 2, 3})
+    # Execute
+    ok = build_fit_workflow(cfg(), None)._forget_silent(state, ok=True)
+    # Assert: not a dropout to unmask any more; every remaining site has 2 live holders
+    assert ok is True
+    assert state.sampled_node_ids == {1, 2, 3}
+    assert state.sampled_node_ids - state.active_node_ids == set()
+
+
+def test_too_few_sites_left_before_masking_halts() -> None:
+    # Prepare: sites 2 and 4 silent, so sites 1 and 3 each keep one live share holder
+    state = _state({1, 2, 3, 4}, {1, 3})
+    # Execute
+    ok = build_fit_workflow(cfg(), None)._forget_silent(state, ok=True)
+    # Assert
+    assert ok is False
+    assert state.sampled_node_ids == {1, 3}
+
+
+def test_no_silent_site_keeps_flowers_verdict() -> None:
+    state = _state({1, 2, 3}, {1, 2, 3})
+    assert build_fit_workflow(cfg(), None)._forget_silent(state, ok=False) is False
