@@ -167,7 +167,26 @@ def _run(args: argparse.Namespace) -> int:
     app = (args.app or default_app_dir()).resolve()
     code = submit_run(app, config, state_dir / "flwr-home")
     print(f"run outputs: {config['out-dir']}")
-    return code
+    return code or _record_status(Path(config["out-dir"]))
+
+
+def _record_status(out_dir: Path) -> int:
+    """0 when the run record says completed, else 1 with its error logged.
+
+    `flwr run --stream` exits 0 when the run's logs end, whether the run completed or
+    failed, so the exit status is taken from run.json.
+    """
+    import json
+
+    try:
+        record = json.loads((out_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        log.error("the run left no readable run.json in %s; see the log above", out_dir)
+        return 1
+    if record.get("status") == "completed":
+        return 0
+    log.error("the run %s: %s", record.get("status"), record.get("error", "see the log above"))
+    return 1
 
 
 def run_mapping(args: argparse.Namespace, num_sites: int, state_dir: Path) -> dict[str, Any]:
