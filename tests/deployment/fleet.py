@@ -106,7 +106,7 @@ class Fleet:
         """Start a `medfleet server run ...` in the background (it streams the run's logs)."""
         return self.procs.start(list(args), self.root / log_name)
 
-    def crash_server(self) -> list[int]:
+    def crash_server(self) -> dict[int, str]:
         """SIGKILL `medfleet server start`, the SuperLink and the ServerApp it spawned."""
         assert self.server is not None
         killed = harness.kill_tree(self.server.pid)
@@ -115,7 +115,7 @@ class Fleet:
         self.server = None
         return killed
 
-    def crash_site(self, site: str) -> list[int]:
+    def crash_site(self, site: str) -> dict[int, str]:
         """SIGKILL a site daemon, its SuperNode and any ClientApp process it runs."""
         daemon = self.daemons.pop(site)
         killed = harness.kill_tree(daemon.pid)
@@ -131,16 +131,9 @@ class Fleet:
         while strays and time.monotonic() < deadline:  # helpers exit shortly after parents
             time.sleep(0.5)
             strays = harness.stray_processes(self.root)
-        described = [_describe(p) for p in strays]
+        described = [f"{p.pid} {harness.command_line(p)}" for p in strays]
         for proc in strays:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
         psutil.wait_procs(strays, timeout=10)
         return described
-
-
-def _describe(proc: psutil.Process) -> str:
-    try:
-        return f"{proc.pid} {' '.join(proc.cmdline()[:3])}"
-    except psutil.Error:
-        return f"{proc.pid} (gone)"

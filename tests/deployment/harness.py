@@ -145,20 +145,29 @@ def process_tree(pid: int) -> list[psutil.Process]:
         return []
 
 
-def kill_tree(pid: int, timeout: float = 15) -> list[int]:
+def kill_tree(pid: int, timeout: float = 15) -> dict[int, str]:
     """SIGKILL a process and all its descendants (a crash, not a shutdown); wait until gone.
 
     The parent dies first so that it cannot start replacements (the site daemon restarts
-    its SuperNode). Returns the PIDs that were killed.
+    its SuperNode). Returns each killed PID with its command line.
     """
     procs = process_tree(pid)
+    killed = {proc.pid: command_line(proc) for proc in procs}
     for proc in procs:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
     _, alive = psutil.wait_procs(procs, timeout=timeout)
     if alive:
         raise AssertionError(f"still running after SIGKILL: {[p.pid for p in alive]}")
-    return [proc.pid for proc in procs]
+    return killed
+
+
+def command_line(proc: psutil.Process) -> str:
+    """The first words of a process's command line, without folders (for messages)."""
+    try:
+        return " ".join(Path(part).name for part in proc.cmdline()[:4])
+    except psutil.Error:
+        return "(gone)"
 
 
 def read_json(path: Path) -> dict[str, Any]:
