@@ -32,6 +32,10 @@ log = logging.getLogger("medfleet.site.daemon")
 
 # Flower prints this (exit code 305) when the SuperLink refuses the site's key.
 _REFUSED = "Failed to activate SuperNode"
+# Flower refuses to activate a site whose previous session still counts as online there,
+# until its heartbeats lapse (2 x 30 s after a crash), in the same words as an unknown key:
+# a refusal is final only after this long, or when no restart is left.
+_STALE_SESSION_S = 75.0
 # Enough of the SuperNode's last output to hold the traceback of why it exited.
 _TAIL_LINES = 40
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -227,8 +231,10 @@ def run_site(
 
     Flower's SuperNode itself retries without limit while the server is away and
     reconnects after a server restart. This loop adds restarts after the SuperNode
-    process dies (with a growing pause, at most 60 s), except when the server refused
-    the site's key or the runtime port is taken, which a restart cannot fix. The state
+    process dies (with a growing pause, at most 60 s), except when the runtime port is
+    taken or the server refuses the site's key, which a restart cannot fix. A refusal
+    in the first 75 s is retried (unless no restart is left): it is also how Flower
+    answers a site restarted before its crashed session's heartbeats lapsed. The state
     folder stays locked until this returns.
 
     Raises
@@ -261,10 +267,12 @@ def _supervise(
 ) -> int:
     """Start the SuperNode again after each exit, logging why it exited."""
     restarts, pause = 0, 2.0
+    started = time.monotonic()
     while True:
         log.info("starting the SuperNode of site %s -> %s", kit_.name, kit_.server_address)
         ended = _run_once(command, env, log_file)
-        if ended.refused:
+        exhausted = max_restarts is not None and restarts >= max_restarts
+        if ended.refused and (exhausted or time.monotonic() - started > _STALE_SESSION_S):
             raise ProvisioningError(
                 f"the server refused site '{kit_.name}': its authentication key is not "
                 "registered there; ask the coordinator to add this site to the federation "
@@ -274,9 +282,17 @@ def _supervise(
         log.warning("%s (%s)", summary, ended.cause)
         if bind_failure(ended.tail):
             raise port_taken_error(runtime_port)
-        if max_restarts is not None and restarts >= max_restarts:
+        if exhausted:
             return ended.code
         restarts += 1
+        if ended.refused:
+            log.warning(
+                "the server refused site %s; if this site stopped less than a minute ago, "
+                "its previous session is still online there: retrying in 5 s",
+                kit_.name,
+            )
+            time.sleep(5.0)
+            continue
         log.warning("restarting the SuperNode in %.0f s (restart %d)", pause, restarts)
         time.sleep(pause)
         pause = min(pause * 2, 60.0)
