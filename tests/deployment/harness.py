@@ -100,7 +100,15 @@ class Processes:
 
     def close(self) -> None:
         for proc in reversed(self.procs):
+            # Flower starts helpers in sessions of their own (the server's flower-superexec
+            # and its flwr-serverapp), which outlive a stopped parent mid-run: stop by PID,
+            # then kill whatever of the tree seen before is still there.
+            helpers = process_tree(proc.pid)[1:]
             stop(proc, timeout=15)
+            for helper in helpers:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    helper.kill()
+            psutil.wait_procs(helpers, timeout=10)
         self.procs.clear()
 
 
