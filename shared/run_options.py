@@ -38,7 +38,7 @@ FEDERATION = (
         "round-timeout",
         float,
         3600.0,
-        "seconds a round (and the wait for min-sites) may take",
+        "seconds the server waits for the sites' replies to each request and for min-sites",
         low=1,
         high=7 * 86_400,
     ),
