@@ -45,3 +45,21 @@ def test_a_shorter_timeout_asked_for_wins_and_other_calls_pass_through() -> None
     grid.send_and_receive([], timeout=100.0)
     assert inner.timeouts == [5.0, 40.0]
     assert grid.run == "run-7"
+
+
+def test_sampling_waits_at_most_the_timeout_then_names_the_counts() -> None:
+    # Prepare
+    import time
+
+    import pytest
+
+    from server.workflow import BoundedClientManager
+    from shared.errors import RoundError
+
+    manager = BoundedClientManager(timeout=1)
+
+    # Execute / Assert: Flower's own manager would wait a day
+    started = time.monotonic()
+    with pytest.raises(RoundError, match="only 0 sites are connected, the run needs min-sites=3"):
+        manager.sample(3)
+    assert time.monotonic() - started < 5
