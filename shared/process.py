@@ -61,12 +61,33 @@ def spawn(
             out.close()  # type: ignore[union-attr]
 
 
+def _descendants(pid: int) -> list[int]:
+    """PIDs of every descendant of `pid`, read from Linux's /proc (empty elsewhere)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name may hold spaces: the fields after its ')' are fixed.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, queue = [], [pid]
+    while queue:
+        children = parents.get(queue.pop(), [])
+        found.extend(children)
+        queue.extend(children)
+    return found
+
+
 def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int | None:
-    """Stop a process we started, by its PID, then whatever it left in its session.
+    """Stop a process we started, by its PID, then whatever it left behind.
 
     SIGTERM first (Flower shuts down cleanly), SIGKILL after `timeout` seconds. The
-    session's process group id is the PID we started, so helpers are reached by that PID.
+    session's process group id is the PID we started, so helpers are reached by that PID;
+    descendants that started sessions of their own (the SuperLink's ServerApp process)
+    are found beforehand by parentage and killed too.
     """
+    helpers = _descendants(proc.pid) if proc.poll() is None else []
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -76,6 +97,9 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int | None:
             proc.wait(timeout=timeout)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
+    for pid in helpers:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
     return proc.returncode
 
 
