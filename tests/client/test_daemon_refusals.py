@@ -17,7 +17,6 @@ import client.daemon as daemon
 from client.daemon import SiteKit, run_site
 from client.runtime_port import bind_failure
 from client.state_lock import LOCK_NAME, StateDirLock
-from server.provision import provision
 from shared.errors import ConfigError
 from tests.deployment.harness import REPO, free_port, run_cli
 
@@ -35,15 +34,6 @@ _UVICORN_BIND = (
     "ERROR:    [Errno 98] error while attempting to bind on address "
     "('127.0.0.1', 9094): address already in use"
 )
-
-
-@pytest.fixture
-def site_kit(tmp_path: Path) -> SiteKit:
-    # Port 1 on loopback refuses at once: no server is needed for these checks.
-    fed = tmp_path / "f.toml"
-    fed.write_text('[server]\naddress = "127.0.0.1:1"\n[sites]\nnames = ["site-a"]\n')
-    provision(fed, tmp_path / "kits")
-    return SiteKit.load(tmp_path / "kits" / "site-a")
 
 
 @pytest.fixture

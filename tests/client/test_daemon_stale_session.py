@@ -10,7 +10,6 @@ import pytest
 
 import client.daemon as daemon
 from client.daemon import SiteKit, run_site
-from server.provision import provision
 from shared.errors import ProvisioningError
 from tests.deployment.harness import free_port
 
@@ -23,14 +22,6 @@ _REFUSED_ONCE = (
     "print('[code: 2004] Failed to activate SuperNode.' if first else 'OSError: disk full')\n"
     "sys.exit(305 if first else 3)\n"
 )
-
-
-@pytest.fixture
-def site_kit(tmp_path: Path) -> SiteKit:
-    fed = tmp_path / "f.toml"
-    fed.write_text('[server]\naddress = "127.0.0.1:1"\n[sites]\nnames = ["site-a"]\n')
-    provision(fed, tmp_path / "kits")
-    return SiteKit.load(tmp_path / "kits" / "site-a")
 
 
 @pytest.fixture
