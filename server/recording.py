@@ -97,8 +97,7 @@ class RecordingStrategy(Strategy):
     def aggregate_fit(
         self, server_round: int, results: FitResults, failures: Failures
     ) -> tuple[Parameters | None, dict[str, Scalar]]:
-        for proxy, res in results:
-            self.site_names[proxy.node_id] = str(res.metrics.get("site", f"node-{proxy.node_id}"))
+        self._learn_names(results)
         kept, rejected = self._screen(server_round, results)
         replied = {proxy.node_id for proxy, _ in results}
         dropped = [self._name(n) for n in self._sampled.get(server_round, []) if n not in replied]
@@ -144,8 +143,7 @@ class RecordingStrategy(Strategy):
         self, server_round: int, results: EvalResults, failures: Failures
     ) -> tuple[float | None, dict[str, Scalar]]:
         results = [(p, r) for p, r in results if r.num_examples > 0]
-        for proxy, res in results:
-            self.site_names[proxy.node_id] = str(res.metrics.get("site", f"node-{proxy.node_id}"))
+        self._learn_names(results)
         loss, _ = self.inner.aggregate_evaluate(server_round, results, failures)
         per_site = {
             self._name(p.node_id): {**r.metrics, "num_examples_val": r.num_examples}
@@ -161,6 +159,11 @@ class RecordingStrategy(Strategy):
         self, server_round: int, parameters: Parameters
     ) -> tuple[float, dict[str, Scalar]] | None:
         return self.inner.evaluate(server_round, parameters)
+
+    def _learn_names(self, results: FitResults | EvalResults) -> None:
+        """Remember each replying node's site name (from its metrics) for later rounds."""
+        for proxy, res in results:
+            self.site_names[proxy.node_id] = str(res.metrics.get("site", f"node-{proxy.node_id}"))
 
     def _name(self, node_id: int) -> str:
         return self.site_names.get(node_id, f"node-{node_id}")

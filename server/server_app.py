@@ -58,7 +58,8 @@ def _run(grid: Grid, context: Context, run: RunConfig) -> None:
     strategy = RecordingStrategy(inner, task, model, run, recorder, out_dir)
     legacy = LegacyContext(
         context,
-        config=ServerConfig(num_rounds=run.num_rounds, round_timeout=run.round_timeout),
+        # MedFleetWorkflow applies round-timeout itself; Flower's workflows never read it here.
+        config=ServerConfig(num_rounds=run.num_rounds),
         strategy=strategy,
         client_manager=BoundedClientManager(run.round_timeout),
     )
