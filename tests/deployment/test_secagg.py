@@ -59,7 +59,10 @@ def test_bad_settings_are_refused(changes: dict, num_sites: int, key: str) -> No
 
 
 def test_largest_federation_that_fits() -> None:
-    validate_secagg(cfg(num_shares=5, threshold=3), 1023)
+    # Execute / Assert: 1023 sites fit the modulus, one more overflows it
+    assert validate_secagg(cfg(num_shares=5, threshold=3), 1023) is None
+    with pytest.raises(ConfigError, match="overflow the SecAgg\\+ modulus"):
+        validate_secagg(cfg(num_shares=5, threshold=3), 1024)
 
 
 def test_update_within_limits_passes() -> None:
