@@ -3,7 +3,9 @@
 Site-3 sends its change from the global model scaled by 1e3, or sign-flipped and scaled
 by 30 (`debug-attack`, honoured by simulated sites only). Plain FedAvg without the norm
 check is wrecked; the norm check, FedMedian, FedTrimmedAvg and Multi-Krum (Flower's
-Krum keeping n - f updates) stay within 0.05 AUC of the clean run.
+Krum keeping n - f updates) lose at most 0.05 AUC against the clean run. A defended run may
+end above the clean one (it averages four sites instead of five, and which way that goes
+differs between machines), so the bound is one-sided.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def test_the_norm_check_refuses_the_scaled_update(
 
     # Assert
     assert all(r["refused"] == ["site-3"] for r in record["rounds"])
-    assert abs(auc - clean_auc) <= 0.05, (auc, clean_auc)
+    assert auc >= clean_auc - 0.05, (auc, clean_auc)
 
 
 @pytest.mark.parametrize("attack", [SCALE, FLIP])
@@ -95,4 +97,4 @@ def test_robust_strategies_stay_close_to_the_clean_run(
     auc, _ = _final_auc(sites, tmp_path, **config)
 
     # Assert
-    assert abs(auc - clean_auc) <= 0.05, (strategy, attack, auc, clean_auc)
+    assert auc >= clean_auc - 0.05, (strategy, attack, auc, clean_auc)
