@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# Installs the Debian tools the tests call: dciodvfy (dicom3tools) and docker-compose.
+# Installs the Debian tools the tests call: dciodvfy (dicom3tools), docker-compose and nginx
+# (the server's proxy; Debian puts it in /usr/sbin, off an ordinary user's PATH).
 set -eu
 need=()
 command -v dciodvfy >/dev/null 2>&1 || need+=(dicom3tools)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "note: ${need[*]} not installed (need root + apt-get); the tests that use them will skip" >&2
     exit 0
+fi
+if [[ " ${need[*]} " == *" nginx "* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    # MedFleet starts its own nginx for each server: keep the package's system-wide
+    # service (port 80) from being started by the install.
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 apt-get update -qq >/dev/null
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -40,12 +40,26 @@ def _add_provision(subparsers: Any) -> None:
 def _add_start(sub: Any) -> None:
     fmt = _FMT
     start = sub.add_parser(
-        "start", help="start the SuperLink (TLS + site auth)", formatter_class=fmt
+        "start",
+        help="start the SuperLink (TLS + site auth) behind a proxy serving only the Fleet API",
+        formatter_class=fmt,
     )
     start.add_argument("--kit", type=Path, required=True, help="the server kit folder")
     start.add_argument("--state-dir", type=Path, default=DEFAULT_STATE, help="database, logs")
-    start.add_argument("--host", default="0.0.0.0", help="interface to listen on")
-    start.add_argument("--port", type=int, default=None, help="port (default: from the kit)")
+    start.add_argument("--host", default="0.0.0.0", help="interface of the public address")
+    start.add_argument("--port", type=int, default=None, help="public port (default: from the kit)")
+    start.add_argument(
+        "--local-port",
+        type=int,
+        default=None,
+        help="the SuperLink's own port on 127.0.0.1, behind the proxy (default: a free one)",
+    )
+    start.add_argument(
+        "--no-proxy",
+        action="store_true",
+        help="development only: no nginx; the SuperLink serves every API, the Control API "
+        "included, on --host:--port, so anyone reaching it can submit runs",
+    )
     start.add_argument(
         "--status-interval", type=float, default=15.0, help="seconds between site checks"
     )
@@ -121,40 +135,38 @@ def _log_status(status: dict[str, str], last: dict[str, str]) -> None:
 
 
 def _start(args: argparse.Namespace) -> int:
-    from server.launcher import (
-        ServerKit,
-        register_sites,
-        site_status,
-        start_superlink,
-        wait_until_serving,
-    )
-    from shared.process import exit_on_sigterm, stop
+    from server.launcher import ServerKit, register_sites, site_status, start_server
+    from shared.process import exit_on_sigterm
 
     srv = ServerKit.load(args.kit)
     state_dir = args.state_dir.expanduser().resolve()
     port = args.port or srv.port
+    if args.no_proxy:
+        log.warning("--no-proxy: the Control API is open to anyone who reaches port %d", port)
     exit_on_sigterm()
-    proc = start_superlink(srv, state_dir, args.host, port)
+    server = start_server(srv, state_dir, args.host, port, args.local_port, not args.no_proxy)
     try:
-        wait_until_serving(port, srv.ca_cert)
         node_ids = register_sites(srv, state_dir / "flwr-home", state_dir)
+        front = f"proxy pid {server.proxy.pid} (Fleet API only)" if server.proxy else "no proxy"
         log.info(
-            "SuperLink pid %d serving on %s:%d; log: %s",
-            proc.pid,
+            "SuperLink pid %d serving on %s:%d through %s; Control API on 127.0.0.1:%d; log: %s",
+            server.superlink.pid,
             args.host,
             port,
+            front,
+            server.local_port,
             state_dir / "superlink.log",
         )
         last: dict[str, str] = {}
-        while proc.poll() is None:
+        while (ended := server.exited()) is None:
             status = site_status(state_dir / "flwr-home", node_ids)
             _log_status(status, last)
             last = status or last
             time.sleep(args.status_interval)
-        log.error("the SuperLink exited with code %s; see superlink.log", proc.returncode)
+        log.error("%s; see superlink.log and proxy/error.log in %s", ended, state_dir)
         return 1
     finally:
-        stop(proc)
+        server.stop()
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -1,4 +1,9 @@
-"""Run the federation's SuperLink from a server kit: TLS, site authentication, persistent state."""
+"""Run the federation's SuperLink from a server kit: TLS, site authentication, persistent state.
+
+In deployment the SuperLink listens on 127.0.0.1 only and an nginx proxy on the public
+address forwards the Fleet API to it (`server/proxy.py`): the Control API, which submits,
+stops and lists runs, is reachable from the server host alone.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +16,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from server.proxy import ProxyPlan, nginx_executable, start_proxy
 from shared import kit
 from shared.errors import ProvisioningError
-from shared.process import flower_env, flower_executable, spawn
+from shared.process import flower_env, flower_executable, spawn, stop
 
 __all__ = [
     "CONNECTION",
+    "RunningServer",
     "ServerKit",
     "flwr_cli",
+    "free_loopback_port",
     "register_sites",
     "site_status",
+    "start_server",
     "start_superlink",
     "superlink_command",
     "wait_until_serving",
@@ -113,24 +122,112 @@ def start_superlink(
     return spawn(command, flower_env(flwr_home), state_dir / "superlink.log")
 
 
-def wait_until_serving(port: int, ca_cert: Path, timeout: float = 60.0) -> None:
-    """Block until the SuperLink completes a TLS handshake on 127.0.0.1:`port`."""
+def wait_until_serving(
+    port: int,
+    ca_cert: Path,
+    timeout: float = 60.0,
+    *,
+    host: str = "127.0.0.1",
+    proc: subprocess.Popen[bytes] | None = None,
+    what: str = "the SuperLink",
+    log_name: str = "superlink.log",
+) -> None:
+    """Block until `what` completes a TLS handshake on `host`:`port` (CA-verified).
+
+    Gives up early when `proc` (the process that should answer) has exited.
+    """
     context = ssl.create_default_context(cafile=str(ca_cert))
+    # The kit's certificate names the public address and loopback, not every interface.
+    context.check_hostname = host in ("127.0.0.1", "localhost")
     deadline = time.monotonic() + timeout
     while True:
         try:
             with (
-                socket.create_connection(("127.0.0.1", port), timeout=2) as sock,
-                context.wrap_socket(sock, server_hostname="127.0.0.1"),
+                socket.create_connection((host, port), timeout=2) as sock,
+                context.wrap_socket(sock, server_hostname=host),
             ):
                 return
         except OSError as err:
-            if time.monotonic() > deadline:
+            exited = proc is not None and proc.poll() is not None
+            if exited or time.monotonic() > deadline:
+                why = (
+                    f"exited with code {proc.returncode}"
+                    if exited and proc
+                    else (f"did not answer on port {port} within {timeout:g} s ({err})")
+                )
                 raise ProvisioningError(
-                    f"the SuperLink did not answer on port {port} within {timeout:g} s "
-                    f"({err}); see superlink.log in the state folder"
+                    f"{what} {why}; see {log_name} in the state folder"
                 ) from None
             time.sleep(0.5)
+
+
+def free_loopback_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the loopback SuperLink's, behind the proxy)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    """The processes of `medfleet server start`: the SuperLink and the proxy before it."""
+
+    superlink: subprocess.Popen[bytes]
+    proxy: subprocess.Popen[bytes] | None
+    local_port: int
+
+    def exited(self) -> str | None:
+        """Which process ended and how, or None while both run."""
+        for name, proc in (("the SuperLink", self.superlink), ("the proxy (nginx)", self.proxy)):
+            if proc is not None and proc.poll() is not None:
+                return f"{name} exited with code {proc.returncode}"
+        return None
+
+    def stop(self) -> None:
+        """Close the public address first, then stop the SuperLink (both by PID)."""
+        if self.proxy is not None:
+            stop(self.proxy)
+        stop(self.superlink)
+
+
+def _probe_host(host: str) -> str:
+    """Where to check a listener bound to `host` from this machine."""
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host.strip("[]")
+
+
+def start_server(
+    srv: ServerKit,
+    state_dir: Path,
+    host: str,
+    port: int,
+    local_port: int | None = None,
+    proxy: bool = True,
+) -> RunningServer:
+    """Start the SuperLink and, with `proxy`, nginx on `host`:`port`; return once serving.
+
+    With the proxy, the SuperLink listens on 127.0.0.1:`local_port` (a free port when
+    None), which the `flwr` connection in `<state_dir>/flwr-home` names; without it, the
+    SuperLink itself serves every API on `host`:`port` (development only).
+    """
+    nginx = nginx_executable() if proxy else None  # refuse before anything starts
+    link_host, link_port = (
+        ("127.0.0.1", local_port or free_loopback_port()) if proxy else (host, port)
+    )
+    running = RunningServer(start_superlink(srv, state_dir, link_host, link_port), None, link_port)
+    try:
+        wait_until_serving(link_port, srv.ca_cert, proc=running.superlink)
+        if nginx is not None:
+            plan = ProxyPlan(host, port, link_port, srv.cert, srv.key, srv.ca_cert,
+                             state_dir / "proxy")  # fmt: skip
+            plan.state_dir.mkdir(parents=True, exist_ok=True)
+            log.info("starting the proxy on %s:%d (Fleet API only)", host, port)
+            running.proxy = start_proxy(plan, flower_env(state_dir / "flwr-home"), nginx)
+            wait_until_serving(port, srv.ca_cert, host=_probe_host(host), proc=running.proxy,
+                               what="the proxy (nginx)", log_name="proxy/error.log")  # fmt: skip
+    except BaseException:
+        running.stop()
+        raise
+    return running
 
 
 def flwr_cli(args: list[str], flwr_home: Path) -> tuple[int, dict]:

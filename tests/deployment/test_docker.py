@@ -102,3 +102,14 @@ def test_systemd_units_verify(unit: str) -> None:
         line for line in done.stderr.splitlines() if line and "is not executable" not in line
     ]
     assert not problems, done.stderr
+
+
+def test_server_image_has_nginx_and_publishes_only_the_proxy_port(compose: dict) -> None:
+    # Prepare
+    text = (DOCKER / "Dockerfile.server").read_text()
+    installs = [line for line in text.splitlines() if "apt-get install" in line]
+    # Assert: Debian's nginx is in the image; the one published port is the kit's (nginx)
+    assert any(" nginx=" in line and "--no-install-recommends" in line for line in installs)
+    ports = compose["services"]["server"]["ports"]
+    assert [(str(p["target"]), str(p["published"])) for p in ports] == [("9092", "9092")]
+    assert "--no-proxy" not in compose["services"]["server"]["command"]
