@@ -32,11 +32,18 @@ def make_uid(*parts: object) -> str:
 
 @dataclass(frozen=True)
 class PatientInfo:
-    """Pseudonymous patient: no real identity, no birth date."""
+    """The patient a file belongs to.
+
+    With `identity_removed` (the default) the names are pseudonyms and there is no
+    birth date; synthetic sites set it to False and write fake but realistic
+    identities, as a real PACS export holds, to prove that none leaves a site.
+    """
 
     patient_id: str
     patient_name: str
     sex: str = "O"
+    birth_date: str = ""
+    identity_removed: bool = True
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,8 @@ class StudyInfo:
     study_id: str
     accession_number: str
     description: str = ""
+    referring_physician: str = ""
+    operator: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,16 +80,23 @@ class EquipmentInfo:
     manufacturer: str
     model: str
     software_versions: str = "medfleet-synth 1"
+    institution_name: str = ""
+    institution_address: str = ""
+    department: str = ""
+    station_name: str = ""
 
 
 def _add_patient(ds: Dataset, patient: PatientInfo) -> None:
-    """Patient module, marked de-identified since only pseudonyms are used."""
+    """Patient module; marked de-identified when only pseudonyms are used."""
     ds.PatientName = patient.patient_name
     ds.PatientID = patient.patient_id
-    ds.PatientBirthDate = ""
+    ds.PatientBirthDate = patient.birth_date
     ds.PatientSex = patient.sex
-    ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = "Synthetic data with pseudonymous identifiers"
+    if patient.identity_removed:
+        ds.PatientIdentityRemoved = "YES"
+        ds.DeidentificationMethod = "Synthetic data with pseudonymous identifiers"
+    else:
+        ds.PatientIdentityRemoved = "NO"
 
 
 def _add_study(ds: Dataset, study: StudyInfo) -> None:
@@ -88,16 +104,20 @@ def _add_study(ds: Dataset, study: StudyInfo) -> None:
     ds.StudyInstanceUID = study.uid
     ds.StudyDate = study.date
     ds.StudyTime = study.time
-    ds.ReferringPhysicianName = ""
+    ds.ReferringPhysicianName = study.referring_physician
     ds.StudyID = study.study_id
     ds.AccessionNumber = study.accession_number
     if study.description:
         ds.StudyDescription = study.description
 
 
-def _add_series(ds: Dataset, series: SeriesInfo) -> None:
-    """General Series and Frame of Reference modules."""
+def _add_series(ds: Dataset, series: SeriesInfo, study: StudyInfo) -> None:
+    """General Series and Frame of Reference modules (the series taken at the visit)."""
     ds.Modality = series.modality
+    ds.SeriesDate = study.date
+    ds.SeriesTime = study.time
+    if study.operator:
+        ds.OperatorsName = study.operator
     ds.SeriesInstanceUID = series.uid
     ds.SeriesNumber = series.number
     ds.SeriesDescription = series.description
@@ -112,6 +132,15 @@ def _add_equipment(ds: Dataset, equipment: EquipmentInfo) -> None:
     ds.Manufacturer = equipment.manufacturer
     ds.ManufacturerModelName = equipment.model
     ds.SoftwareVersions = equipment.software_versions
+    optional = {
+        "InstitutionName": equipment.institution_name,
+        "InstitutionAddress": equipment.institution_address,
+        "InstitutionalDepartmentName": equipment.department,
+        "StationName": equipment.station_name,
+    }
+    for keyword, value in optional.items():
+        if value:
+            setattr(ds, keyword, value)
 
 
 def new_dataset(
@@ -142,7 +171,7 @@ def new_dataset(
     ds.SOPInstanceUID = sop_instance_uid
     _add_patient(ds, patient)
     _add_study(ds, study)
-    _add_series(ds, series)
+    _add_series(ds, series, study)
     _add_equipment(ds, equipment)
     return ds
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,8 @@ from simulations.synth.anatomy import (
     draw_vessels,
     sample_chest_wall,
 )
-from simulations.synth.ct_image import CtSlice, build_ct_slice
+from simulations.synth.ct_image import CtSlice, build_ct_slice, equipment_of
+from simulations.synth.identity import patient_identity, site_identity, skip_legacy_visit_draws
 from simulations.synth.lesions import Lesion, draw_lesion, sample_lesion
 from simulations.synth.scanner import acquire, encode
 from simulations.synth.sites import SiteProfile
@@ -36,7 +36,6 @@ LABELS_FILE = "labels.csv"
 LESIONS_FILE = "lesions.csv"
 SITE_FILE = "site.json"
 MAX_SLICES_PER_SERIES = 3
-_EPOCH = dt.date(2023, 1, 2)
 
 
 @dataclass(frozen=True)
@@ -85,22 +84,26 @@ def _center_px(profile: SiteProfile, lesion: Lesion) -> tuple[float, float]:
 def _patient_context(
     profile: SiteProfile, seed: int, number: int, rng: np.random.Generator
 ) -> tuple[PatientInfo, StudyInfo, SeriesInfo]:
-    """Pseudonymous patient with one CT study and one series, all UIDs from the seed."""
+    """A patient with a fake but realistic identity, one CT study and one series."""
     key = ("medfleet-synth", seed, profile.code, number)
-    pseudonym = f"P{number:04d}"
+    person = patient_identity(profile.code, seed, number)
     patient = PatientInfo(
-        patient_id=f"{profile.code}-{pseudonym}",
-        patient_name=f"Anon^{pseudonym}",
+        patient_id=f"{profile.code}-P{number:04d}",
+        patient_name=person.patient_name,
         sex=str(rng.choice(["F", "M"])),
+        birth_date=person.birth_date,
+        identity_removed=False,
     )
-    date = _EPOCH + dt.timedelta(days=int(rng.integers(0, 730)))
+    skip_legacy_visit_draws(rng)
     study = StudyInfo(
         uid=make_uid(*key, "study"),
-        date=date.strftime("%Y%m%d"),
-        time=f"{int(rng.integers(7, 19)):02d}{int(rng.integers(0, 60)):02d}00",
+        date=person.study_date,
+        time=person.study_time,
         study_id=f"S{number:04d}",
-        accession_number=f"{profile.code}A{number:05d}",
+        accession_number=person.accession_number,
         description="CT CHEST",
+        referring_physician=person.referring_physician,
+        operator=person.operator,
     )
     series = SeriesInfo(
         uid=make_uid(*key, "series"),
@@ -118,6 +121,7 @@ def _write_patient(
     """Write one patient's series: one slice per nodule, each at its own table position."""
     rng = _rng(seed, profile, number)
     patient, study, series = _patient_context(profile, seed, number, rng)
+    equipment = equipment_of(profile, site_identity(profile.code, seed))
     series_dir = site_dir / f"P{number:04d}" / f"SE{series.number:03d}"
     z_mm = float(rng.uniform(-260.0, -120.0))
     written = []
@@ -125,7 +129,7 @@ def _write_patient(
         pixels, lesion = render_slice(profile, bool(label), rng)
         uid = make_uid("medfleet-synth", seed, profile.code, number, "image", instance)
         ct_slice = CtSlice(pixels=pixels, sop_instance_uid=uid, instance_number=instance, z_mm=z_mm)
-        ds = build_ct_slice(ct_slice, profile, patient, study, series)
+        ds = build_ct_slice(ct_slice, profile, patient, study, series, equipment)
         write_dataset(ds, series_dir / f"IM{instance:05d}.dcm")
         written.append(_Written(uid, label, lesion, _center_px(profile, lesion)))
         z_mm += float(rng.uniform(15.0, 60.0))

@@ -17,6 +17,7 @@ from shared.dicom.writer import (
     add_image_plane,
     new_dataset,
 )
+from simulations.synth.identity import SiteIdentity
 from simulations.synth.sites import SiteProfile
 
 __all__ = ["CtSlice", "build_ct_slice", "equipment_of"]
@@ -32,9 +33,18 @@ class CtSlice:
     z_mm: float
 
 
-def equipment_of(profile: SiteProfile) -> EquipmentInfo:
-    """Return the General Equipment facts of a site's scanner."""
-    return EquipmentInfo(manufacturer=profile.manufacturer, model=profile.model)
+def equipment_of(profile: SiteProfile, site: SiteIdentity | None = None) -> EquipmentInfo:
+    """Return the General Equipment facts of a site's scanner (and hospital, when given)."""
+    if site is None:
+        return EquipmentInfo(manufacturer=profile.manufacturer, model=profile.model)
+    return EquipmentInfo(
+        manufacturer=profile.manufacturer,
+        model=profile.model,
+        institution_name=site.institution_name,
+        institution_address=site.institution_address,
+        department=site.department,
+        station_name=site.station_name,
+    )
 
 
 def _add_ct_image(ds: Dataset, profile: SiteProfile) -> None:
@@ -59,6 +69,7 @@ def build_ct_slice(
     patient: PatientInfo,
     study: StudyInfo,
     series: SeriesInfo,
+    equipment: EquipmentInfo | None = None,
 ) -> Dataset:
     """Build a complete CT Image Storage dataset for one slice.
 
@@ -70,6 +81,8 @@ def build_ct_slice(
         The site whose scanner settings apply.
     patient, study, series : PatientInfo, StudyInfo, SeriesInfo
         The slice's context.
+    equipment : EquipmentInfo, optional
+        The scanner and hospital; the site's scanner alone when not given.
 
     Returns
     -------
@@ -77,7 +90,12 @@ def build_ct_slice(
         Ready for `shared.dicom.writer.write_dataset`.
     """
     ds = new_dataset(
-        CTImageStorage, ct_slice.sop_instance_uid, patient, study, series, equipment_of(profile)
+        CTImageStorage,
+        ct_slice.sop_instance_uid,
+        patient,
+        study,
+        series,
+        equipment or equipment_of(profile),
     )
     ds.InstanceNumber = ct_slice.instance_number
     ds.ContentDate = study.date

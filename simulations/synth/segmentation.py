@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
 import numpy as np
 
-from shared.dicom.writer import EquipmentInfo, PatientInfo, StudyInfo, make_uid
+from shared.dicom.writer import PatientInfo, StudyInfo, make_uid
 from shared.volumes import MrAcquisition, write_mr_series, write_seg
+from simulations.synth.ct_image import equipment_of
+from simulations.synth.identity import patient_identity, site_identity
 from simulations.synth.mr_head import MrSiteSettings, mr_settings, render_head
 from simulations.synth.sites import SiteProfile
 
@@ -20,7 +21,6 @@ SITE_FILE = "site.json"
 # Cases per site are a twentieth of the profile's image count (8 / 6 / 4 at scale 1).
 _IMAGES_PER_CASE = 20
 MIN_CASES = 4
-_EPOCH = dt.date(2023, 1, 2)
 
 
 def segmentation_cases(profile: SiteProfile) -> int:
@@ -36,21 +36,29 @@ def _rng(seed: int, profile: SiteProfile, *keys: int) -> np.random.Generator:
 def _patient(
     profile: SiteProfile, seed: int, number: int, rng: np.random.Generator
 ) -> tuple[PatientInfo, StudyInfo]:
-    """Pseudonymous patient and MR study, all UIDs from the seed."""
-    pseudonym = f"P{number:04d}"
-    date = _EPOCH + dt.timedelta(days=int(rng.integers(0, 730)))
+    """A patient with a fake but realistic identity and an MR study, UIDs from the seed."""
+    person = patient_identity(profile.code, seed, number)
+    # The visit date and time once came from this stream; drawing (and dropping) them
+    # keeps every later draw, so every image and label, as it was.
+    rng.integers(0, 730)
     patient = PatientInfo(
-        patient_id=f"{profile.code}-{pseudonym}",
-        patient_name=f"Anon^{pseudonym}",
+        patient_id=f"{profile.code}-P{number:04d}",
+        patient_name=person.patient_name,
         sex=str(rng.choice(["F", "M"])),
+        birth_date=person.birth_date,
+        identity_removed=False,
     )
+    rng.integers(7, 19)
+    rng.integers(0, 60)
     study = StudyInfo(
         uid=make_uid("medfleet-synth-seg", seed, profile.code, number, "study"),
-        date=date.strftime("%Y%m%d"),
-        time=f"{int(rng.integers(7, 19)):02d}{int(rng.integers(0, 60)):02d}00",
+        date=person.study_date,
+        time=person.study_time,
         study_id=f"S{number:04d}",
-        accession_number=f"{profile.code}M{number:05d}",
+        accession_number=person.accession_number,
         description="MR HEAD",
+        referring_physician=person.referring_physician,
+        operator=person.operator,
     )
     return patient, study
 
@@ -66,7 +74,7 @@ def _write_case(
         repetition_time_ms=settings.repetition_time_ms,
         echo_time_ms=settings.echo_time_ms,
         field_strength_t=settings.field_strength_t,
-        equipment=EquipmentInfo(manufacturer=profile.manufacturer, model=profile.model),
+        equipment=equipment_of(profile, site_identity(profile.code, seed)),
     )
     case_dir = site_dir / f"P{number:04d}"
     slices = write_mr_series(

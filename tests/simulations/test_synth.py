@@ -121,7 +121,9 @@ def test_labels_cover_every_instance_once_and_uids_unique(sites: list[Path]) -> 
     studies = {(ds.PatientID, ds.StudyInstanceUID) for ds in headers}
     assert len({uid for _, uid in studies}) == len({pid for pid, _ in studies})
     assert all(re.fullmatch(r"SITE\d-P\d{4}", ds.PatientID) for ds in headers)
-    assert all(str(ds.PatientName).startswith("Anon^") for ds in headers)
+    names = {str(ds.PatientID): str(ds.PatientName) for ds in headers}
+    assert len(set(names.values())) == len(names)  # one realistic name per patient
+    assert all(re.fullmatch(r"[A-Z]+\^[A-Z]+\^[A-Z]", name) for name in names.values())
 
 
 def _lung_stats(hu: np.ndarray) -> tuple[float, float]:
