@@ -148,17 +148,15 @@ def wait_until_serving(
             ):
                 return
         except OSError as err:
-            exited = proc is not None and proc.poll() is not None
-            if exited or time.monotonic() > deadline:
-                why = (
-                    f"exited with code {proc.returncode}"
-                    if exited and proc
-                    else (f"did not answer on port {port} within {timeout:g} s ({err})")
-                )
-                raise ProvisioningError(
-                    f"{what} {why}; see {log_name} in the state folder"
-                ) from None
-            time.sleep(0.5)
+            code = proc.poll() if proc is not None else None
+            if code is None and time.monotonic() < deadline:
+                time.sleep(0.5)
+                continue
+            why = f"did not answer on port {port} within {timeout:g} s ({err})"
+            raise ProvisioningError(
+                f"{what} {why if code is None else f'exited with code {code}'}; "
+                f"see {log_name} in the state folder"
+            ) from None
 
 
 def free_loopback_port() -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -200,3 +201,22 @@ def test_stop_ends_the_master_and_its_workers(front: Front, tmp_path: Path) -> N
     assert len(tree) >= 2  # master + worker
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in tree)
     assert not plan.pid_file.exists()  # nginx shut down cleanly (SIGTERM), not killed
+
+
+def test_a_taken_public_port_is_a_clear_error(front: Front, tmp_path: Path) -> None:
+    # Prepare: something else already listens on the public port
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        plan = proxy.ProxyPlan("127.0.0.1", port, 1, front.plan.cert, front.plan.key, front.ca,
+                               tmp_path)  # fmt: skip
+        # Execute
+        proc = proxy.start_proxy(plan, dict(os.environ))
+        try:
+            with pytest.raises(ProvisioningError, match="nginx exited with code 1"):
+                launcher.wait_until_serving(port, front.ca, 30, proc=proc, what="nginx")
+        finally:
+            stop(proc)
+    # Assert: nginx said why
+    assert "Address already in use" in plan.error_log.read_text()
