@@ -112,7 +112,10 @@ def _value(path: Path) -> str:
 
 
 def _listen(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    host = host.strip("[]")
+    if host == "::":  # every interface, IPv4 too (as the SuperLink's own --host ::)
+        return f"[::]:{port} ssl ipv6only=off"
+    return f"[{host}]:{port} ssl" if ":" in host else f"{host}:{port} ssl"
 
 
 def _locations(routes: Mapping[str, tuple[str, ...]]) -> list[str]:
@@ -152,7 +155,7 @@ def render_config(plan: ProxyPlan, routes: Mapping[str, tuple[str, ...]]) -> str
         "        keepalive 16;",
         "    }",
         "    server {",
-        f"        listen {_listen(plan.listen_host, plan.listen_port)} ssl;",
+        f"        listen {_listen(plan.listen_host, plan.listen_port)};",
         f"        ssl_certificate {_value(plan.cert)};",
         f"        ssl_certificate_key {_value(plan.key)};",
         "        ssl_protocols TLSv1.2 TLSv1.3;",

@@ -94,9 +94,18 @@ def test_config_listens_publicly_with_tls_and_verifies_the_loopback_superlink(
     assert re.findall(r"^\s*listen .*$", text, re.M) == ["        listen 0.0.0.0:9092 ssl;"]
 
 
-def test_ipv6_listen_address_is_bracketed(tmp_path: Path) -> None:
-    plan = proxy.ProxyPlan("::", 9092, 1, Path("/c"), Path("/k"), Path("/a"), tmp_path)
-    assert "listen [::]:9092 ssl;" in proxy.render_config(plan, {"/v1/fleet/x": ("POST",)})
+@pytest.mark.parametrize(
+    ("host", "listen"),
+    [
+        ("::", "[::]:9092 ssl ipv6only=off"),
+        ("::1", "[::1]:9092 ssl"),
+        ("[fd00::5]", "[fd00::5]:9092 ssl"),
+        ("10.0.0.5", "10.0.0.5:9092 ssl"),
+    ],
+)
+def test_listen_address_forms(tmp_path: Path, host: str, listen: str) -> None:
+    plan = proxy.ProxyPlan(host, 9092, 1, Path("/c"), Path("/k"), Path("/a"), tmp_path)
+    assert f"listen {listen};" in proxy.render_config(plan, {"/v1/fleet/x": ("POST",)})
 
 
 def test_nginx_runs_in_foreground_and_writes_only_under_the_state_dir(tmp_path: Path) -> None:
