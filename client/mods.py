@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from flwr.app import Context, Error, Message
 from flwr.client.mod import secaggplus_mod
@@ -10,7 +11,7 @@ from flwr.common import MessageType
 from flwr.common.constant import ErrorCode
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 
-from shared.errors import MedFleetError
+from shared.errors import reason_for_server
 
 __all__ = ["privacy_guard_mod", "secagg_mod"]
 
@@ -21,20 +22,22 @@ def privacy_guard_mod(msg: Message, ctxt: Context, call_next) -> Message:  # typ
     """Turn any exception into an error reply that carries no site-local detail.
 
     Flower sends an exception's text to the server. Text from arbitrary code (pydicom,
-    torch, OS errors) can hold file paths or header values, so only MedFleet's own
-    messages (written to be safe) and the exception type travel; the full traceback is
-    logged at the site.
+    torch, OS errors) can hold file paths or header values, so only what
+    `shared.errors.reason_for_server` allows travels: a MedFleetError's public message,
+    else the exception's class name. Both carry a reference to the site's log entry,
+    which holds the full text and traceback.
     """
     try:
         return call_next(msg, ctxt)
     except Exception as err:  # noqa: BLE001 - every failure must be scrubbed
-        logger.exception("site task failed (details stay at the site)")
-        if isinstance(err, MedFleetError):
-            reason = f"{type(err).__name__}: {err}"
-        else:
-            reason = f"{type(err).__name__} at the site; the site's log has the details"
+        log_ref = uuid.uuid4().hex[:12]
+        logger.exception("site task failed [site log %s] (details stay at the site)", log_ref)
         return Message(
-            Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=reason), reply_to=msg
+            Error(
+                code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION,
+                reason=reason_for_server(err, log_ref),
+            ),
+            reply_to=msg,
         )
 
 

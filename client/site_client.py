@@ -10,7 +10,7 @@ import torch
 from flwr.client import NumPyClient
 from flwr.common import NDArrays, Scalar
 
-from client.fault_injection import parse_attack
+from client.fault_injection import Attack, InjectedRaise, parse_attack
 from shared.config import RunConfig, SiteConfig, resolve_device
 from shared.tasks.base import SiteData, Task, TrainSettings
 from shared.weights import check_finite
@@ -62,6 +62,7 @@ class SiteClient(NumPyClient):
         self.task.set_weights(self.model, parameters)
         settings = self._settings(config)
         result = self.task.train_round(self.model, self.data, settings)
+        self._maybe_fail(settings.server_round)
         arrays = self._poisoned(parameters, self.task.get_weights(self.model))
         check_finite(arrays, f"site '{self.site.name}' local update")
         if "secagg-max-weight" in config:
@@ -90,10 +91,21 @@ class SiteClient(NumPyClient):
     def _poisoned(self, received: NDArrays, arrays: NDArrays) -> NDArrays:
         """Fault injection for the robustness tests: only a simulated site ever attacks."""
         attack = parse_attack(str(self.run.option("debug-attack")))
-        if attack is None or attack.site != self.site.name or not self.site.simulated:
+        if not isinstance(attack, Attack) or attack.site != self.site.name:
+            return arrays
+        if not self.site.simulated:  # a deployed site never poisons, test fleet or not
             return arrays
         logger.warning("debug-attack: site %s sends a poisoned update", self.site.name)
         return attack.apply(received, arrays)
+
+    def _maybe_fail(self, server_round: int) -> None:
+        """Fault injection for the privacy tests: a test site's task raises (never a real one).
+
+        A simulated site, or a deployed one whose admin set `debug-dump-dir` (test fleets).
+        """
+        fault = parse_attack(str(self.run.option("debug-attack")))
+        if isinstance(fault, InjectedRaise) and (self.site.simulated or self.dump_dir):
+            fault.check(self.site.name, server_round, self.site.data_dir)
 
     def evaluate(
         self, parameters: NDArrays, config: dict[str, Scalar]

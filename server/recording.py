@@ -24,6 +24,7 @@ from flwr.server.strategy import Strategy
 from torch import nn
 
 from server.checkpoint import save_checkpoint
+from server.received_dump import dump_received
 from server.run_record import RunRecorder
 from server.screening import screen_updates
 from server.strategies import strategy_state_attrs
@@ -97,6 +98,7 @@ class RecordingStrategy(Strategy):
     def aggregate_fit(
         self, server_round: int, results: FitResults, failures: Failures
     ) -> tuple[Parameters | None, dict[str, Scalar]]:
+        self._dump_received("fit", server_round, results, failures)
         self._learn_names(results)
         kept, rejected = self._screen(server_round, results)
         replied = {proxy.node_id for proxy, _ in results}
@@ -142,6 +144,7 @@ class RecordingStrategy(Strategy):
     def aggregate_evaluate(
         self, server_round: int, results: EvalResults, failures: Failures
     ) -> tuple[float | None, dict[str, Scalar]]:
+        self._dump_received("evaluate", server_round, results, failures)
         results = [(p, r) for p, r in results if r.num_examples > 0]
         self._learn_names(results)
         loss, _ = self.inner.aggregate_evaluate(server_round, results, failures)
@@ -159,6 +162,14 @@ class RecordingStrategy(Strategy):
         self, server_round: int, parameters: Parameters
     ) -> tuple[float, dict[str, Scalar]] | None:
         return self.inner.evaluate(server_round, parameters)
+
+    def _dump_received(
+        self, stage: str, server_round: int, results: list[Any], failures: Failures
+    ) -> None:
+        """Tests and audits (`debug-record-masked`): keep every reply exactly as received."""
+        if bool(self.run.option("debug-record-masked")):
+            folder = self.out_dir / "received-debug"
+            dump_received(folder, stage, server_round, results, failures)
 
     def _learn_names(self, results: FitResults | EvalResults) -> None:
         """Remember each replying node's site name (from its metrics) for later rounds."""

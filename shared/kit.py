@@ -51,7 +51,8 @@ def require_file(path: Path, what: str) -> Path:
     """Return `path` if it is a file, else raise ProvisioningError naming `what`."""
     if not path.is_file():
         raise ProvisioningError(
-            f"{what} not found at {path}; re-run `medfleet provision` or copy the complete kit"
+            f"{what} not found; re-run `medfleet provision` or copy the complete kit",
+            local=f"expected at {path}",
         )
     return path
 
@@ -73,13 +74,14 @@ def check_private_key(path: Path) -> None:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise ProvisioningError(
-            f"private key {path} has mode {mode:04o}; it must be readable by its owner "
-            f"only: run `chmod 600 {path}`"
+            f"private key has mode {mode:04o}; it must be readable by its owner "
+            "only: run `chmod 600` on it",
+            local=str(path),
         )
     if hasattr(os, "getuid") and path.stat().st_uid != os.getuid():
         raise ProvisioningError(
-            f"private key {path} belongs to another user; `chown` it to the account "
-            "that runs this process"
+            "private key belongs to another user; `chown` it to the account that runs this process",
+            local=str(path),
         )
 
 
@@ -90,4 +92,7 @@ def read_kit_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as err:
-        raise ProvisioningError(f"kit settings file {path} is not valid TOML: {err}") from None
+        raise ProvisioningError(
+            "kit settings file is not valid TOML: fix it or re-run `medfleet provision`",
+            local=f"{path}: {err}",
+        ) from None

@@ -65,7 +65,9 @@ def convert_nifti_sites(
     sites = [Path(out) / f"site-{k}" for k in range(1, n_sites + 1)]
     for site in sites:
         if site.exists() and any(site.iterdir()):
-            raise ConfigError(f"site folder {site} is not empty; choose an empty --out")
+            raise ConfigError(
+                f"site folder {site.name} is not empty; choose an empty --out", local=str(site)
+            )
     table = []
     for name, site_index in assign_sites(names, n_sites, seed).items():
         pseudonym = _pseudonym(name, seed)

@@ -69,6 +69,9 @@ def generate_sites(
     for profile in profiles:
         site_dir = out / profile.name
         if site_dir.exists() and any(site_dir.iterdir()):
-            raise ConfigError(f"site folder {site_dir} is not empty; choose an empty --out")
+            raise ConfigError(
+                f"site folder {site_dir.name} is not empty; choose an empty --out",
+                local=str(site_dir),
+            )
     # Numeric order (site-1, site-2, ..., site-10), which is name order for up to 9 sites.
     return [generator(out / profile.name, profile, seed) for profile in profiles]
