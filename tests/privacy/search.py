@@ -1,0 +1,132 @@
+"""Search what the server side holds for a site's identifying values and file paths."""
+
+from __future__ import annotations
+
+import io
+import re
+import sqlite3
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from simulations.synth.identity import identifying_values
+
+__all__ = ["GENERIC_NAMES", "Hit", "Needles", "search"]
+
+#: File names every site has (kinds, not facts about a site): searched as full paths only.
+GENERIC_NAMES = frozenset({"labels.csv", "lesions.csv", "site.json"})
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One needle found in one place."""
+
+    needle: str
+    site: str
+    where: str
+
+
+@dataclass(frozen=True)
+class Needles:
+    """What must never be found at the server, per site.
+
+    `values`: the generated identifying header values (names also with spaces for
+    carets), every file and folder path under the site's data folder, absolute and
+    relative to it, and the name of every folder and file in it (but `GENERIC_NAMES`
+    and names under 5 characters, such as ``MR``).
+    """
+
+    by_site: dict[str, frozenset[str]]
+
+    @classmethod
+    def of_sites(cls, data_root: Path, site_dirs: dict[str, Path]) -> Needles:
+        """Needles of the sites in ``site_dirs`` (site name -> data folder) under ``data_root``.
+
+        A site folder's own name is left out when it is the site's name, which is sent
+        by design; its full path is not.
+        """
+        values = identifying_values(data_root)
+        by_site: dict[str, frozenset[str]] = {}
+        for name, folder in site_dirs.items():
+            found = set(values[folder.name])
+            found |= {v.replace("^", " ") for v in found if "^" in v}
+            found |= {str(folder), str(folder.resolve())}
+            if folder.name != name:
+                found.add(folder.name)
+            for path in folder.rglob("*"):
+                found |= {str(path), str(path.relative_to(folder))}
+                if len(path.name) >= 5 and path.name not in GENERIC_NAMES:
+                    found.add(path.name)
+            by_site[name] = frozenset(found)
+        return cls(by_site)
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.by_site.values())
+
+
+_ENCODINGS = (("utf-8", b""), ("utf-32-le", b"\0\0\0"), ("utf-16-le", b"\0"))
+
+
+def _found(needle: str, data: bytes) -> bool:
+    """Case-insensitive (``data`` is lowered), in UTF-8 and the wide encodings of numpy
+    strings (UTF-32, UTF-16); a number-only needle (date, time) must not touch digits."""
+    numeric = needle.replace(".", "").isdigit()
+    for encoding, pad in _ENCODINGS:
+        body = needle.lower().encode(encoding)
+        if body not in data:  # fast literal scan first
+            continue
+        if not numeric:
+            return True
+        digit = b"[0-9]" + re.escape(pad)
+        if re.search(b"(?<!" + digit + b")" + re.escape(body) + b"(?!" + digit + b")", data):
+            return True
+    return False
+
+
+def _blobs(path: Path) -> Iterator[tuple[str, bytes]]:
+    """A file's bytes, plus the members of zip files (npz, torch) and SQLite rows as text."""
+    data = path.read_bytes()
+    yield str(path), data
+    if zipfile.is_zipfile(io.BytesIO(data)):
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            for member in archive.namelist():
+                yield f"{path}!{member}", archive.read(member)
+    if data.startswith(b"SQLite format 3\x00"):
+        yield f"{path} (rows)", _sqlite_rows(path)
+
+
+def _sqlite_rows(path: Path) -> bytes:
+    out = io.BytesIO()
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            for row in db.execute(f'SELECT * FROM "{table}"'):  # noqa: S608 - own test DB
+                for cell in row:
+                    out.write(cell if isinstance(cell, bytes) else str(cell).encode())
+                    out.write(b"\n")
+    return out.getvalue()
+
+
+def search(
+    needles: Needles, roots: Iterable[Path], texts: dict[str, str] | None = None
+) -> tuple[list[Hit], int]:
+    """Find every needle in every file under ``roots`` and in ``texts``.
+
+    Returns
+    -------
+    tuple[list[Hit], int]
+        The hits, and how many bytes were searched (to show the search saw something).
+    """
+    haystacks: list[tuple[str, bytes]] = []
+    for root in roots:
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in files:
+            haystacks.extend(_blobs(path))
+    haystacks.extend((name, text.encode()) for name, text in (texts or {}).items())
+    lowered = [(where, data.lower()) for where, data in haystacks]
+    hits = []
+    for site, values in needles.by_site.items():
+        for needle in sorted(values):
+            hits.extend(Hit(needle, site, where) for where, data in lowered if _found(needle, data))
+    return hits, sum(len(data) for _, data in haystacks)
