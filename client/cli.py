@@ -59,7 +59,41 @@ def register(subparsers: Any) -> None:
     )
     start.add_argument("--max-restarts", type=int, default=None, help="default: unlimited")
     start.add_argument("--log-file", type=Path, default=None, help="default: standard output")
+    start.add_argument(
+        "--allow-any-app",
+        action="store_true",
+        help="run any app the server sends, approved or not (trusted test federations only)",
+    )
     start.set_defaults(func=_start)
+    _register_approvals(sub)
+
+
+def _register_approvals(sub: Any) -> None:
+    """`site approve`, `site apps`, `site revoke`: what this site agrees to run."""
+    approve = sub.add_parser(
+        "approve",
+        help="approve an app (its Flower FAB hash) to run at this site",
+        description=(
+            "Record the app's FAB hash in the state folder. The site daemon starts a run's "
+            "ClientApp only if the run's FAB hash is approved; any other run is refused, "
+            "naming its hash, before any of its code is imported. APP is a .fab file "
+            "(`flwr build`), the app's project folder (built as `flwr run` builds it), or "
+            "a 64-digit hash."
+        ),
+    )
+    approve.add_argument("app", metavar="APP", help="FAB file, project folder or FAB hash")
+    approve.add_argument(
+        "--show", action="store_true", help="only show the app's hash and files; approve nothing"
+    )
+    apps = sub.add_parser("apps", help="list the apps approved to run at this site")
+    apps.add_argument("--json", action="store_true", help="print the store as JSON")
+    revoke = sub.add_parser("revoke", help="withdraw an app's approval (takes effect at once)")
+    revoke.add_argument("hash", metavar="HASH", help="full FAB hash or a unique prefix (8+)")
+    for parser, func in ((approve, _approve), (apps, _apps), (revoke, _revoke)):
+        parser.add_argument(
+            "--state-dir", type=Path, default=DEFAULT_STATE, help="the site daemon's state folder"
+        )
+        parser.set_defaults(func=func)
 
 
 def _start(args: argparse.Namespace) -> int:
@@ -91,4 +125,45 @@ def _start(args: argparse.Namespace) -> int:
         node_config=extra,
         max_restarts=args.max_restarts,
         log_file=args.log_file,
+        allow_any_app=args.allow_any_app,
     )
+
+
+def _approve(args: argparse.Namespace) -> int:
+    from client.approval import ApprovalStore, load_app
+
+    bundle, source = load_app(args.app)
+    print(f"app:    {bundle.label}\nhash:   {bundle.hash}\nsource: {source}")
+    for name in bundle.files:
+        print(f"  {name}")
+    if args.show:
+        return 0
+    entry = ApprovalStore(args.state_dir.expanduser().resolve()).approve(bundle, source)
+    print(f"approved {entry.hash} ({entry.label}) at {entry.approved_at} by {entry.approved_by}")
+    return 0
+
+
+def _apps(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+
+    from client.approval import ApprovalStore
+
+    apps = ApprovalStore(args.state_dir.expanduser().resolve()).apps()
+    if args.json:
+        print(json.dumps([asdict(app) for app in apps.values()], indent=2))
+        return 0
+    if not apps:
+        print("no app approved: this site refuses every run (see `medfleet site approve`)")
+    for app in sorted(apps.values(), key=lambda a: a.approved_at):
+        print(f"{app.hash}  {app.label}\n    approved {app.approved_at} by {app.approved_by} "
+              f"from {app.source}")  # fmt: skip
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    from client.approval import ApprovalStore
+
+    removed = ApprovalStore(args.state_dir.expanduser().resolve()).revoke(args.hash)
+    print(f"revoked {removed.hash} ({removed.label}); runs of it are refused from now on")
+    return 0

@@ -6,6 +6,7 @@ import logging
 import re
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections import deque
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from client.isolation import announce_approvals, launcher_command, process_isolation, python_path
 from client.runtime_port import bind_failure, check_runtime_port, port_taken_error
 from client.state_lock import StateDirLock
 from shared import kit
@@ -179,20 +181,41 @@ class _Exit:
         return lines[-1][:200] if lines else "no output"
 
 
-def _run_once(command: list[str], env: dict[str, str], log_file: Path | None) -> _Exit:
+def _run_once(
+    command: list[str], env: dict[str, str], log_file: Path | None, launcher: list[str]
+) -> _Exit:
+    """One SuperNode and its ClientApp launcher; both end when either exits."""
     started = time.monotonic()
     proc = spawn(command, env)
+    gate = spawn([*launcher, "--parent-pid", str(proc.pid)], env)
     refused = threading.Event()
     tail: deque[str] = deque(maxlen=_TAIL_LINES)
-    assert proc.stdout is not None
-    pump = threading.Thread(target=_pump, args=(proc.stdout, log_file, refused, tail), daemon=True)
-    pump.start()
+    pumps = [
+        threading.Thread(target=_pump, args=(p.stdout, log_file, flag, lines), daemon=True)
+        for p, flag, lines in ((proc, refused, tail), (gate, threading.Event(), deque()))
+    ]
+    for pump in pumps:
+        pump.start()
     try:
-        code = proc.wait()
+        code = _wait_either(proc, gate)
     finally:
+        stop(gate)
         stop(proc)
-        pump.join(timeout=5)
+        for pump in pumps:
+            pump.join(timeout=5)
     return _Exit(code, time.monotonic() - started, refused.is_set(), tuple(tail))
+
+
+def _wait_either(proc: subprocess.Popen[bytes], gate: subprocess.Popen[bytes]) -> int:
+    """The SuperNode's exit code; if the launcher dies first, stop the SuperNode too."""
+    while True:
+        try:
+            return proc.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            if gate.poll() is not None:
+                log.warning("the ClientApp launcher exited with code %s", gate.returncode)
+                stop(proc)
+                return proc.wait()
 
 
 def claim_site(state_dir: Path, runtime_port: int) -> StateDirLock:
@@ -226,8 +249,13 @@ def run_site(
     node_config: dict[str, str] | None = None,
     max_restarts: int | None = None,
     log_file: Path | None = None,
+    allow_any_app: bool = False,
 ) -> int:
     """Run the SuperNode until stopped; restart it after crashes, stop on refusal.
+
+    The SuperNode runs with `--isolation process`: its ClientApp processes are started by
+    `client.launcher`, and only for apps approved in ``STATE_DIR/approved-apps.json``
+    (any app with `allow_any_app`).
 
     Flower's SuperNode itself retries without limit while the server is away and
     reconnects after a server restart. This loop adds restarts after the SuperNode
@@ -250,11 +278,14 @@ def run_site(
         raise ConfigError(f"site data folder {data_dir} is not a directory; pass --data")
     command = supernode_command(kit_, data_dir, device, runtime_port, node_config)
     with claim_site(state_dir, runtime_port):
+        announce_approvals(state_dir, allow_any_app)
+        command += process_isolation(state_dir)
+        launcher = launcher_command(kit_, state_dir, runtime_port, allow_any_app)
         if not check_server_certificate(kit_.server_address, kit_.ca_cert):
             log.warning("server %s is not reachable yet; waiting for it", kit_.server_address)
         exit_on_sigterm()
-        env = flower_env(state_dir / "flwr-home")
-        return _supervise(kit_, command, env, runtime_port, max_restarts, log_file)
+        env = flower_env(state_dir / "flwr-home", {"PYTHONPATH": python_path()})
+        return _supervise(kit_, command, env, runtime_port, max_restarts, log_file, launcher)
 
 
 def _supervise(
@@ -264,13 +295,14 @@ def _supervise(
     runtime_port: int,
     max_restarts: int | None,
     log_file: Path | None,
+    launcher: list[str],
 ) -> int:
     """Start the SuperNode again after each exit, logging why it exited."""
     restarts, pause = 0, 2.0
     started = time.monotonic()
     while True:
         log.info("starting the SuperNode of site %s -> %s", kit_.name, kit_.server_address)
-        ended = _run_once(command, env, log_file)
+        ended = _run_once(command, env, log_file, launcher)
         exhausted = max_restarts is not None and restarts >= max_restarts
         if ended.refused and (exhausted or time.monotonic() - started > _STALE_SESSION_S):
             raise ProvisioningError(

@@ -74,6 +74,8 @@ class Fleet:
         )  # fmt: skip
         extra = ["--runtime-port", str(self.ports[site]),
                  "--node-config", f"debug-dump-dir={self.dumps(site)}"]  # fmt: skip
+        if self.app is not None and self.procs.approve_apps:
+            harness.approve_app(self.root / f"{site}-state", self.app)  # the very copy run
         self.daemons[site] = self.procs.start([*args, *extra], self.root / f"{site}.log")
         return self.daemons[site]
 

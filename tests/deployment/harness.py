@@ -47,6 +47,31 @@ def copy_app(dest: Path) -> Path:
     return dest
 
 
+def approve_app(state_dir: Path, app: Path | None = None) -> str:
+    """Approve an app at a site (`medfleet site approve`), by default this checkout's app.
+
+    The default is what `copy_app` copies now, built as `flwr run` builds it, so a run of
+    any `copy_app` copy is approved. Returns the FAB hash.
+    """
+    import tempfile
+
+    from client.approval import ApprovalStore, load_app
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source = app if app is not None else copy_app(Path(tmp) / "app")
+        bundle, origin = load_app(str(source))
+        ApprovalStore(state_dir).approve(bundle, f"tests: {origin}")
+    return bundle.hash
+
+
+def _site_state_dir(args: Sequence[str]) -> Path | None:
+    """The --state-dir of a `site start` that checks approvals (None for anything else)."""
+    args = list(args)
+    if args[:2] != ["site", "start"] or "--allow-any-app" in args or "--state-dir" not in args:
+        return None
+    return Path(args[args.index("--state-dir") + 1])
+
+
 def server_start_args(kit: str, state_dir: str, host: str) -> list[str]:
     """`medfleet server start` as docker/compose.yaml runs it (tests may append options)."""
     return ["server", "start", "--kit", kit, "--state-dir", state_dir, "--host", host]
@@ -83,15 +108,24 @@ def run_cli(
 
 
 class Processes:
-    """Background processes of one test module; `close` stops every one by PID."""
+    """Background processes of one test module; `close` stops every one by PID.
 
-    def __init__(self, home: Path) -> None:
+    A `medfleet site start` it starts first gets this checkout's app approved in its state
+    folder (as a site admin would with `medfleet site approve`), unless `approve_apps` is
+    False or the command says `--allow-any-app`.
+    """
+
+    def __init__(self, home: Path, approve_apps: bool = True) -> None:
         self.home = home
+        self.approve_apps = approve_apps
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(
         self, args: Sequence[str], log_file: Path, cli: bool = True, prefix: Sequence[str] = ()
     ) -> subprocess.Popen[bytes]:
+        state_dir = _site_state_dir(args) if cli and self.approve_apps else None
+        if state_dir is not None:
+            approve_app(state_dir)
         command = [*prefix, *(medfleet(args) if cli else args)]
         env = flower_env(self.home, {"PYTHONPATH": str(REPO)})
         proc = spawn(command, env, log_file)
