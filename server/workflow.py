@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from flwr.app import Context, Message
@@ -29,6 +29,9 @@ from shared.errors import RoundError
 __all__ = ["BoundedClientManager", "MedFleetWorkflow"]
 
 logger = logging.getLogger("medfleet.server")
+
+#: How often the round loop asks the SuperLink for the sites' replies (seconds).
+POLL_SECONDS = 0.25
 
 
 class BoundedClientManager(SimpleClientManager):
@@ -66,17 +69,43 @@ class _BoundedGrid:
     timeout, and the sites still answering get the full time for the stages left. (With
     a shared deadline they had about a second left, so the round failed with every
     other site there.)
+
+    It also asks for the replies every `poll` seconds: Flower's gRPC/HTTP grid sleeps 3 s
+    between pulls, which with SecAgg+'s four exchanges per round added up to 12 s of
+    waiting on replies that had already arrived. A pull from the SuperLink is one local
+    request, so asking more often costs the server nothing worth measuring.
     """
 
-    def __init__(self, grid: Grid, seconds: float) -> None:
+    def __init__(
+        self,
+        grid: Grid,
+        seconds: float,
+        poll: float = POLL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._grid = grid
         self._seconds = seconds
+        self._poll = poll
+        self._clock = clock
+        self._sleep = sleep
 
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None
     ) -> Iterable[Message]:
         bound = self._seconds if timeout is None else min(timeout, self._seconds)
-        return self._grid.send_and_receive(messages, timeout=bound)
+        pending = set(self._grid.push_messages(messages))
+        deadline = self._clock() + bound
+        replies: list[Message] = []
+        while pending:
+            pulled = list(self._grid.pull_messages(pending))
+            replies.extend(pulled)
+            pending.difference_update(m.metadata.reply_to_message_id for m in pulled)
+            left = deadline - self._clock()
+            if not pending or left <= 0:
+                break
+            self._sleep(min(self._poll, left))
+        return replies
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._grid, name)

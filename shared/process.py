@@ -19,13 +19,20 @@ def flower_executable(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
+#: How often a SuperExec asks for the next app process to start (Flower's default: 1 s).
+SUPEREXEC_POLL_SECONDS = "0.2"
+
+
 def flower_env(flwr_home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment for Flower processes: own FLWR_HOME, no telemetry, no update check.
 
     Flower's processes start helpers (`flower-superexec`, `flwr-serverapp`, ...) by name,
-    so this Python's script folder goes first on PATH.
+    so this Python's script folder goes first on PATH. The SuperExec that starts a
+    ClientApp (or ServerApp) process per message looks for work every 0.2 s instead of
+    Flower's 1 s (one local request each; SecAgg+ sends five messages a round). Set
+    FLWR_SUPEREXEC_TASK_POLL_INTERVAL yourself to change it.
     """
-    env = dict(os.environ)
+    env = {"FLWR_SUPEREXEC_TASK_POLL_INTERVAL": SUPEREXEC_POLL_SECONDS, **os.environ}
     env.update(
         {
             "FLWR_HOME": str(flwr_home),

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
+from types import SimpleNamespace
 from typing import Any, cast
 
 from flwr.app import Message
@@ -12,38 +12,75 @@ from flwr.serverapp.grid import Grid
 from server.workflow import _BoundedGrid
 
 
-class _SlowGrid:
-    """Stands in for Flower's Grid: each exchange takes 0.2 s and notes its timeout."""
+class _Reply:
+    """The one part of a reply Message the loop reads."""
 
-    def __init__(self) -> None:
-        self.timeouts: list[float | None] = []
+    def __init__(self, to: str) -> None:
+        self.metadata = SimpleNamespace(reply_to_message_id=to)
+
+
+class _FakeGrid:
+    """Stands in for Flower's Grid on a fake clock: a site replies `delays[i]` s after push."""
+
+    def __init__(self, delays: list[float | None]) -> None:
+        self.now = 0.0
+        self.delays = delays
+        self.pulls: list[float] = []
+        self.pushed_at = 0.0
         self.run = "run-7"
 
-    def send_and_receive(
-        self, messages: Iterable[Message], *, timeout: float | None = None
-    ) -> list[Any]:
-        self.timeouts.append(timeout)
-        time.sleep(0.2)
-        return list(messages)
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def push_messages(self, messages: Iterable[Message]) -> list[str]:
+        self.pushed_at = self.now
+        self.pulls = []
+        return [f"m{i}" for i in range(len(self.delays))]
+
+    def pull_messages(self, ids: Iterable[str]) -> list[Any]:
+        self.pulls.append(self.now - self.pushed_at)
+        due = [
+            f"m{i}"
+            for i, delay in enumerate(self.delays)
+            if delay is not None and self.now - self.pushed_at >= delay
+        ]
+        return [_Reply(m) for m in due if m in set(ids)]
+
+
+def _bounded(inner: _FakeGrid, seconds: float) -> _BoundedGrid:
+    return _BoundedGrid(cast(Grid, inner), seconds, 0.25, lambda: inner.now, inner.sleep)
+
+
+def test_replies_are_collected_within_one_poll_of_their_arrival() -> None:
+    # Prepare: three sites answer after 1.1, 2.0 and 4.3 s
+    inner = _FakeGrid([1.1, 2.0, 4.3])
+    # Execute
+    replies = list(_bounded(inner, 40.0).send_and_receive([None, None, None]))  # type: ignore[list-item]
+    # Assert: every reply, each once, and the exchange ends within 0.25 s of the last
+    assert sorted(r.metadata.reply_to_message_id for r in replies) == ["m0", "m1", "m2"]
+    assert 4.3 <= inner.pulls[-1] < 4.3 + 0.25
 
 
 def test_every_exchange_gets_the_full_bound_however_long_the_ones_before_took() -> None:
-    # Prepare
-    inner = _SlowGrid()
-    grid = _BoundedGrid(cast(Grid, inner), 0.3)
+    # Prepare: one site never answers
+    inner = _FakeGrid([0.5, None])
+    grid = _bounded(inner, 3.0)
     # Execute: four SecAgg+ stages in a row, longer together than the bound
+    results = []
     for _ in range(4):
-        grid.send_and_receive([])
-    # Assert
-    assert inner.timeouts == [0.3, 0.3, 0.3, 0.3]
+        results.append([r.metadata.reply_to_message_id for r in grid.send_and_receive([])])
+        # Assert: each stage waited exactly its own 3 s, then returned what came
+        assert inner.pulls[-1] == 3.0
+    assert results == [["m0"]] * 4
 
 
 def test_a_shorter_timeout_asked_for_wins_and_other_calls_pass_through() -> None:
-    inner = _SlowGrid()
-    grid = _BoundedGrid(cast(Grid, inner), 40.0)
+    inner = _FakeGrid([None])
+    grid = _bounded(inner, 40.0)
     grid.send_and_receive([], timeout=5.0)
+    assert inner.pulls[-1] == 5.0
     grid.send_and_receive([], timeout=100.0)
-    assert inner.timeouts == [5.0, 40.0]
+    assert inner.pulls[-1] == 40.0
     assert grid.run == "run-7"
 
 

@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from shared.process import spawn, stop
 
 # Starts a grandchild in a new session (as the SuperLink starts its ServerApp), prints its
@@ -43,3 +45,16 @@ def test_stop_also_ends_a_descendant_in_its_own_session() -> None:
         time.sleep(0.1)
     assert not _alive(grandchild)
     assert proc.poll() is not None
+
+
+def test_flower_env_polls_fast_unless_the_admin_set_the_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.process import flower_env
+
+    monkeypatch.delenv("FLWR_SUPEREXEC_TASK_POLL_INTERVAL", raising=False)
+    env = flower_env(tmp_path)
+    assert env["FLWR_SUPEREXEC_TASK_POLL_INTERVAL"] == "0.2"
+    assert (env["FLWR_HOME"], env["FLWR_TELEMETRY_ENABLED"]) == (str(tmp_path), "0")
+    monkeypatch.setenv("FLWR_SUPEREXEC_TASK_POLL_INTERVAL", "2.5")
+    assert flower_env(tmp_path)["FLWR_SUPEREXEC_TASK_POLL_INTERVAL"] == "2.5"
