@@ -9,6 +9,7 @@ from typing import Any
 from flwr.client import Client, ClientApp
 from flwr.common import Context
 
+from client.dp import dp_client_mod
 from client.mods import privacy_guard_mod, secagg_mod
 
 __all__ = ["app", "build_client_app"]
@@ -33,8 +34,11 @@ def build_client_app(overrides: Mapping[str, Any] | None = None) -> ClientApp:
         dump = context.node_config.get("debug-dump-dir")
         return SiteClient(task, data, run, site, Path(str(dump)) if dump else None).to_client()
 
-    # privacy_guard_mod is outermost so that it also scrubs failures inside SecAgg+.
-    return ClientApp(client_fn=client_fn, mods=[privacy_guard_mod, secagg_mod])
+    # privacy_guard_mod is outermost so that it also scrubs failures inside SecAgg+;
+    # dp_client_mod is inside SecAgg+, so an update is clipped before it is masked.
+    return ClientApp(
+        client_fn=client_fn, mods=[privacy_guard_mod, secagg_mod, dp_client_mod(bound)]
+    )
 
 
 app = build_client_app()

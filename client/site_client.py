@@ -12,6 +12,7 @@ from flwr.common import NDArrays, Scalar
 
 from client.fault_injection import Attack, InjectedRaise, parse_attack
 from shared.config import RunConfig, SiteConfig, resolve_device
+from shared.privacy import DpConfig
 from shared.tasks.base import SiteData, Task, TrainSettings
 from shared.weights import check_finite
 
@@ -51,6 +52,8 @@ class SiteClient(NumPyClient):
             proximal_mu=float(config.get("proximal_mu", 0.0)),
             grad_clip_norm=self.run.grad_clip_norm,
             amp=self.run.amp,
+            dp=DpConfig.from_run(self.run),
+            num_rounds=self.run.num_rounds,
         )
 
     def get_parameters(self, config: dict[str, Scalar]) -> NDArrays:
@@ -68,9 +71,11 @@ class SiteClient(NumPyClient):
         if "secagg-max-weight" in config:
             from shared.secagg import check_update_fits
 
+            # With dp = client every update is sent with weight 1 (client/dp.py).
+            weight = 1 if settings.dp is not None and settings.dp.mode == "client" else None
             check_update_fits(
                 arrays,
-                result.num_examples,
+                weight or result.num_examples,
                 float(config["secagg-max-weight"]),
                 float(config["secagg-clipping-range"]),
             )

@@ -24,6 +24,7 @@ from flwr.server.strategy import Strategy
 from torch import nn
 
 from server.checkpoint import save_checkpoint
+from server.privacy import round_privacy
 from server.received_dump import dump_received
 from server.run_record import RunRecorder
 from server.screening import screen_updates
@@ -121,6 +122,7 @@ class RecordingStrategy(Strategy):
         per_site = {self._name(p.node_id): dict(r.metrics) for p, r in kept}
         aggregated = self.task.aggregate_metrics([(r.num_examples, r.metrics) for _, r in kept])
         self.recorder.record_stage("fit", server_round, per_site, aggregated, len(failures))
+        self.recorder.record_privacy(server_round, round_privacy(self.run, server_round, per_site))
         self.recorder.record_sites(server_round, dropped=dropped, refused=rejected, errors=errors)
         self.recorder.record_files(server_round, self._save(server_round))
         self.last_aggregated_round = server_round

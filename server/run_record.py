@@ -105,6 +105,14 @@ class RunRecorder:
         )
         self._write()
 
+    def record_privacy(self, server_round: int, privacy: Mapping[str, Any] | None) -> None:
+        """Store the DP budget spent up to this round; the run's latest is kept on top."""
+        if privacy is None:
+            return
+        self._round(server_round)["privacy"] = dict(privacy)
+        self.record["privacy"] = {**privacy, "after_round": server_round}
+        self._write()
+
     def record_files(self, server_round: int, files: Mapping[str, str]) -> None:
         """Remember files written for a round (checkpoint, sample grid, ...)."""
         self._round(server_round)["files"].update(files)
@@ -133,6 +141,7 @@ class RunRecorder:
                 *cells,
                 style="bold" if name == OVERALL else None,
             )
+        table.caption = _privacy_caption(entry.get("privacy"))
         self.console.print(table)
 
     def finish(self, status: str, extra: Mapping[str, Any] | None = None) -> None:
@@ -147,6 +156,19 @@ class RunRecorder:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, self.path)
+
+
+def _privacy_caption(privacy: Mapping[str, Any] | None) -> str | None:
+    """One line under the round table: the DP budget spent so far."""
+    if not privacy:
+        return None
+    epsilon = privacy.get("epsilon")
+    spent = "unknown (no site reported it)" if epsilon is None else f"{epsilon:.3g}"
+    unit = "one site's participation" if privacy["mode"] == "client" else "one example at a site"
+    return (
+        f"DP {privacy['mode']}: epsilon = {spent} at delta = {privacy['delta']:g} so far "
+        f"({unit}; {privacy['accountant']})"
+    )
 
 
 def _clean(metrics: Mapping[str, Any]) -> dict[str, Any]:

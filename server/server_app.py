@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,13 @@ from flwr.common import Context, Scalar, ndarrays_to_parameters
 from flwr.server import Grid, LegacyContext, ServerApp, ServerConfig
 
 from server.checkpoint import Checkpoint
+from server.privacy import with_privacy
 from server.recording import RecordingStrategy, innermost
 from server.resume import check_compatible, latest_checkpoint, restore_strategy_state
 from server.run_record import RunRecorder
 from server.strategies import build_strategy
 from server.workflow import BoundedClientManager, MedFleetWorkflow
-from shared.config import RunConfig
+from shared.config import RunConfig, SecAggConfig
 from shared.errors import MedFleetError
 from shared.tasks import get_task
 
@@ -49,8 +51,11 @@ def _run(grid: Grid, context: Context, run: RunConfig) -> None:
     recorder = RunRecorder(
         out_dir, run, task.table_metrics, resume_after=done if run.resume_from else None
     )
-    inner = build_strategy(
-        run, ndarrays_to_parameters(task.get_weights(model)), fit_config(run), _evaluate_config
+    inner = with_privacy(
+        build_strategy(
+            run, ndarrays_to_parameters(task.get_weights(model)), fit_config(run), _evaluate_config
+        ),
+        run,
     )
     if checkpoint is not None:
         restore_strategy_state(innermost(inner), checkpoint)
@@ -97,7 +102,7 @@ def fit_config(run: RunConfig) -> Any:
         }
         if run.secagg.enabled:
             # Sites refuse to send an update that SecAgg+ would clip or overflow.
-            values["secagg-max-weight"] = run.secagg.max_weight
+            values["secagg-max-weight"] = secagg_settings(run).max_weight
             values["secagg-clipping-range"] = run.secagg.clipping_range
         return values
 
@@ -115,7 +120,19 @@ def _fit_workflow(run: RunConfig, out_dir: Path) -> Any:
     from server.secagg_workflow import build_fit_workflow
 
     record = bool(run.option("debug-record-masked"))
-    return build_fit_workflow(run.secagg, out_dir / "secagg-debug" if record else None)
+    return build_fit_workflow(secagg_settings(run), out_dir / "secagg-debug" if record else None)
+
+
+def secagg_settings(run: RunConfig) -> SecAggConfig:
+    """The run's SecAgg+ settings; with ``dp = client`` every weight is 1, so max-weight is 1.
+
+    SecAgg+ scales each update by weight / max-weight before quantising it, so a
+    max-weight of 10 000 with weights of 1 would cost four decimal digits of precision
+    (measured: quantisation error 5x the DP noise itself).
+    """
+    if str(run.option("dp")) == "client":
+        return replace(run.secagg, max_weight=1.0)
+    return run.secagg
 
 
 app = build_server_app()

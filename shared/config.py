@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import ConfigError
-from shared.run_options import FEDERATION, ROBUSTNESS, SECAGG, STRATEGY, TRAINING
+from shared.run_options import FEDERATION, PRIVACY, ROBUSTNESS, SECAGG, STRATEGY, TRAINING
 from shared.schema import Option, Scalar, Schema
 
 __all__ = [
@@ -34,8 +34,12 @@ def run_schema() -> Schema:
     from shared.tasks import TASKS, task_options
 
     task = Option("task", str, "classification", "the task to train", choices=tuple(TASKS))
-    groups = (TRAINING, FEDERATION, STRATEGY, ROBUSTNESS, SECAGG)
+    groups = (TRAINING, FEDERATION, STRATEGY, ROBUSTNESS, SECAGG, PRIVACY)
     return Schema([task, *(o for group in groups for o in group), *task_options()])
+
+
+#: Strategies whose aggregate is the plain mean that `dp = client` calibrates its noise to.
+DP_CLIENT_STRATEGIES = ("fedavg", "fedprox")
 
 
 @dataclass(frozen=True)
@@ -136,10 +140,52 @@ class RunConfig:
                 "fedadam, fedyogi or fedadagrad with 'secagg = true'"
             )
         self._check_byzantine_sites()
+        self._check_privacy()
         if self.secagg.enabled:
             from shared.secagg import validate_secagg
 
             validate_secagg(self.secagg, self.min_sites)
+
+    def _check_privacy(self) -> None:
+        """DP settings whose guarantee would not hold are refused, saying what to change."""
+        mode = str(self.option("dp"))
+        if mode == "off":
+            return
+        target = float(self.option("dp-target-epsilon"))
+        if target <= 0 and float(self.option("dp-noise-multiplier")) <= 0:
+            raise ConfigError(
+                f"dp = '{mode}' with dp-noise-multiplier = 0 adds no noise: set "
+                "'dp-noise-multiplier' > 0 or 'dp-target-epsilon'"
+            )
+        if mode == "client" and self.strategy not in DP_CLIENT_STRATEGIES:
+            raise ConfigError(
+                f"dp = 'client' calibrates its noise to a plain mean of clipped updates; "
+                f"strategy '{self.strategy}' aggregates otherwise: use "
+                f"{' or '.join(DP_CLIENT_STRATEGIES)}, or dp = 'dp-sgd'"
+            )
+        if mode != "dp-sgd":
+            return
+        if self.task == "gan":
+            raise ConfigError(
+                "dp = 'dp-sgd' is available for the classification and segmentation tasks; "
+                "for the GAN use dp = 'client'"
+            )
+        if self.strategy == "fedprox":
+            raise ConfigError(
+                "dp = 'dp-sgd' clips and noises each example's gradient, and FedProx's "
+                "proximal term is not per example: use strategy 'fedavg' (or another) with dp-sgd"
+            )
+        if self.grad_clip_norm > 0:
+            raise ConfigError(
+                "dp = 'dp-sgd' clips each example's gradient to 'dp-clip-norm'; set "
+                "'grad-clip-norm' = 0"
+            )
+        if self.task == "segmentation" and int(self.option("seg-samples-per-case")) != 1:
+            raise ConfigError(
+                "dp = 'dp-sgd' protects one patient per training example: set "
+                "'seg-samples-per-case' = 1 (several patches of one case per step would "
+                "each count as a different patient)"
+            )
 
     def _check_byzantine_sites(self) -> None:
         """Krum needs n >= 2f + 3 sites and Bulyan n >= 4f + 3 for f = `num-malicious`."""

@@ -1,10 +1,19 @@
-"""The run-wide config keys: training, federation, strategy, robustness and SecAgg+."""
+"""The run-wide config keys: training, federation, strategy, robustness, SecAgg+ and DP."""
 
 from __future__ import annotations
 
 from shared.schema import Option
 
-__all__ = ["FEDERATION", "ROBUSTNESS", "SECAGG", "STRATEGY", "STRATEGY_NAMES", "TRAINING"]
+__all__ = [
+    "DP_MODES",
+    "FEDERATION",
+    "PRIVACY",
+    "ROBUSTNESS",
+    "SECAGG",
+    "STRATEGY",
+    "STRATEGY_NAMES",
+    "TRAINING",
+]
 
 #: Aggregation rules of `strategy`, Flower's own classes (see server/strategies.py).
 STRATEGY_NAMES = (
@@ -85,4 +94,43 @@ SECAGG = (
     Option("secagg-clipping-range", float, 8.0, "SecAgg+ clipping range", low=1e-6),
     Option("secagg-max-weight", float, 10000.0, "SecAgg+ largest example weight", low=1),
     Option("debug-record-masked", bool, False, "tests only: save the masked uploads"),
+)
+
+#: Differential privacy of `dp` (see shared/privacy.py).
+DP_MODES = ("off", "client", "dp-sgd")
+
+PRIVACY = (
+    Option(
+        "dp",
+        str,
+        "off",
+        "differential privacy: client (site-level, clipped updates + Gaussian noise) or "
+        "dp-sgd (example-level, Opacus at each site)",
+        choices=DP_MODES,
+    ),
+    Option(
+        "dp-noise-multiplier",
+        float,
+        1.0,
+        "noise std / clipping norm (ignored when dp-target-epsilon > 0)",
+        low=0.0,
+        high=1000.0,
+    ),
+    Option(
+        "dp-target-epsilon",
+        float,
+        0.0,
+        "choose the noise so the whole run spends this epsilon (0: use dp-noise-multiplier)",
+        low=0.0,
+        high=1000.0,
+    ),
+    Option(
+        "dp-clip-norm",
+        float,
+        1.0,
+        "client: L2 bound of each site's update; dp-sgd: of each example's gradient",
+        low=1e-6,
+        high=1e6,
+    ),
+    Option("dp-delta", float, 1e-5, "the delta at which epsilon is reported", low=1e-12, high=0.1),
 )

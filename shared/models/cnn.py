@@ -46,7 +46,7 @@ class LesionCNN(nn.Module):
             blocks += [
                 nn.Conv2d(previous, width, kernel_size=3, padding=1),
                 nn.GroupNorm(min(8, width), width),
-                nn.ReLU(inplace=True),
+                nn.ReLU(),
                 nn.MaxPool2d(2),
             ]
             previous = width
@@ -54,7 +54,7 @@ class LesionCNN(nn.Module):
         self.head = nn.Sequential(
             nn.Flatten(),
             nn.Linear(previous * 4, 64),
-            nn.ReLU(inplace=True),
+            nn.ReLU(),
             nn.Dropout(dropout),
             nn.Linear(64, num_classes),
         )

@@ -14,6 +14,7 @@ from torch import nn
 
 from shared.config import RunConfig
 from shared.errors import ConfigError
+from shared.privacy import DpConfig
 from shared.tasks.loop import train_local
 from shared.weights import get_weights, set_weights
 
@@ -36,6 +37,10 @@ class TrainSettings:
     grad_clip_norm: float = 0.0
     #: Mixed precision on CUDA (bf16, else fp16 with loss scaling); ignored on CPU.
     amp: bool = True
+    #: DP-SGD (Opacus) when its mode is ``dp-sgd``; `dp = client` works outside the loop.
+    dp: DpConfig | None = None
+    #: The run's total rounds: DP-SGD spreads a target epsilon over all of them.
+    num_rounds: int = 1
 
     def __post_init__(self) -> None:
         for key, value in (
@@ -123,16 +128,26 @@ class Task(ABC):
         Supervised tasks keep this template and supply `batch_loss` (and, when the
         defaults do not fit, `train_loader` and `make_optimizer`); the shared loop
         (`shared.tasks.loop.train_local`) does seeding, device, AMP, clipping and FedProx.
-        Tasks with another kind of step (the GAN) override it. Metrics: ``train_loss``.
+        Tasks with another kind of step (the GAN) override it. Metrics: ``train_loss``,
+        and with DP-SGD the site's ``dp_epsilon`` so far and its ``dp_noise_multiplier``.
         """
+        private = None
+        if settings.dp is not None and settings.dp.mode == "dp-sgd":
+            private = settings.dp.for_site(
+                data.num_train, settings.batch_size, settings.local_epochs, settings.num_rounds
+            )
         loss = train_local(
             model,
             lambda: self.train_loader(data, settings),
             lambda net, batch: self.batch_loss(net, batch, data, settings),
             lambda net: self.make_optimizer(net, settings),
             settings,
+            private,
         )
-        return RoundResult(data.num_train, {"train_loss": loss})
+        metrics = {"train_loss": loss}
+        if private is not None:
+            metrics.update(private.metrics(settings.server_round))
+        return RoundResult(data.num_train, metrics)
 
     def train_loader(self, data: SiteData, settings: TrainSettings) -> Iterable[Any]:
         """The round's shuffled training batches (MONAI's loader seeds random transforms)."""

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
+    from shared.privacy import SiteDpSgd
     from shared.tasks.base import TrainSettings
 
 __all__ = [
@@ -55,6 +56,7 @@ def train_local(
     batch_loss: BatchLoss,
     make_optimizer: Callable[[nn.Module], torch.optim.Optimizer],
     settings: TrainSettings,
+    private: SiteDpSgd | None = None,
 ) -> float:
     """Train `model` in place for ``settings.local_epochs`` passes over the loader.
 
@@ -63,6 +65,10 @@ def train_local(
     with a gradient scaler). Gradients are clipped to ``settings.grad_clip_norm`` when
     it is positive, and FedProx's proximal term pulls the trainable weights towards
     their values at the start of the round when ``settings.proximal_mu`` is positive.
+    With `private` the round is DP-SGD (Opacus): Poisson-sampled batches, each example's
+    gradient clipped to ``private.max_grad_norm`` and Gaussian noise added to every step;
+    AMP, gradient clipping and the proximal term are then off (the config refuses the
+    last two with dp-sgd).
 
     Parameters
     ----------
@@ -76,6 +82,8 @@ def train_local(
         Builds the optimizer of the model's parameters.
     settings : TrainSettings
         Epochs, seed, device and the AMP, clipping and proximal settings.
+    private : SiteDpSgd, optional
+        DP-SGD's noise multiplier and per-example clipping norm at this site.
 
     Returns
     -------
@@ -87,7 +95,47 @@ def train_local(
     optimizer = make_optimizer(model)
     params = [p for p in model.parameters() if p.requires_grad]
     global_params = [p.detach().clone() for p in params]
-    dtype = autocast_dtype(settings.device, settings.amp)
+    dtype = autocast_dtype(settings.device, settings.amp and private is None)
+    net: nn.Module = model
+    if private is not None:
+        net, optimizer, loader = _make_private(model, optimizer, loader, private)
+    try:
+        return _epochs(net, loader, batch_loss, optimizer, settings, params, global_params, dtype)
+    finally:
+        if net is not model:
+            net._close()  # type: ignore[operator]  # removes Opacus's hooks from `model`
+
+
+def _make_private(
+    model: nn.Module, optimizer: torch.optim.Optimizer, loader: Any, private: SiteDpSgd
+) -> tuple[nn.Module, torch.optim.Optimizer, Any]:
+    """Opacus's PrivacyEngine around the round's model, optimizer and loader."""
+    from opacus import PrivacyEngine
+
+    from shared.privacy import quiet_opacus
+
+    quiet_opacus()
+    engine = PrivacyEngine(accountant="rdp")
+    return engine.make_private(  # type: ignore[no-any-return]
+        module=model,
+        optimizer=optimizer,
+        data_loader=loader,
+        noise_multiplier=private.noise_multiplier,
+        max_grad_norm=private.max_grad_norm,
+        poisson_sampling=True,
+    )
+
+
+def _epochs(
+    model: nn.Module,
+    loader: Iterable[Any],
+    batch_loss: BatchLoss,
+    optimizer: torch.optim.Optimizer,
+    settings: TrainSettings,
+    params: list[nn.Parameter],
+    global_params: list[torch.Tensor],
+    dtype: torch.dtype | None,
+) -> float:
     # Only fp16 needs loss scaling; a disabled scaler passes every call straight through.
     scaler = torch.amp.GradScaler("cuda", enabled=dtype is torch.float16)
     total, seen = 0.0, 0
