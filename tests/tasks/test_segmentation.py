@@ -308,3 +308,30 @@ def test_predict_on_a_folder_without_volumes_says_what_to_give(tmp_path: Path) -
     with pytest.raises(DataError, match="DICOM series or NIfTI") as err:
         _task().predict(_task().build_model(), tmp_path, _settings())
     assert str(tmp_path) not in str(err.value)
+
+
+@pytest.mark.parametrize("dims", [3, 2])
+def test_dp_sgd_trains_the_unet_and_reports_the_sites_epsilon(tmp_path: Path, dims: int) -> None:
+    # Prepare: Opacus's per-example gradients through MONAI's U-Net (PReLU, transposed conv)
+    from shared.privacy import DpConfig
+
+    options = {"seg-spatial-dims": dims, "seg-samples-per-case": 1, "dp": "dp-sgd"}
+    task = _task(**options)
+    site = task.load_site(_write_nifti_site(tmp_path / "site-1", n_cases=6))
+    model = task.build_model()
+    before = task.get_weights(model)
+    dp = DpConfig.from_run(task.config)
+    settings = TrainSettings(
+        1, 2, 1e-2, 0, torch.device("cpu"), server_round=2, dp=dp, num_rounds=3
+    )
+
+    # Execute
+    trained = task.train_round(model, site, settings)
+
+    # Assert: trained, and epsilon = the accountant's for 2 rounds of 2 steps at rate 2/4
+    after = task.get_weights(model)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    assert trained.metrics["dp_epsilon"] == pytest.approx(dp.for_site(4, 2, 1, 3).epsilon(2))
+    assert [n for n, _ in model.named_parameters()] == [
+        n for n, _ in task.build_model().named_parameters()
+    ]
