@@ -89,6 +89,8 @@ class _BoundedGrid:
         self._poll = poll
         self._clock = clock
         self._sleep = sleep
+        #: Reasons of the error replies since the last `clear` (sites send scrubbed text).
+        self.errors: list[str] = []
 
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None
@@ -105,6 +107,11 @@ class _BoundedGrid:
             if not pending or left <= 0:
                 break
             self._sleep(min(self._poll, left))
+        for reply in replies:
+            if reply.has_error():
+                reason = str(reply.error.reason)
+                self.errors.append(reason)
+                logger.warning("a site replied with an error: %s", reason)
         return replies
 
     def __getattr__(self, name: str) -> Any:
@@ -137,13 +144,15 @@ class MedFleetWorkflow:
         strategy = cast(RecordingStrategy, context.strategy)
         thread, stop, ready = start_update_client_manager_thread(grid, context.client_manager)
         ready.wait()
-        bounded = cast(Grid, _BoundedGrid(grid, self.round_timeout))
+        exchanges = _BoundedGrid(grid, self.round_timeout)
+        bounded = cast(Grid, exchanges)
         try:
             default_init_params_workflow(grid, context)
             cfg = ConfigRecord({Key.START_TIME: time.monotonic()})
             context.state.config_records[MAIN_CONFIGS_RECORD] = cfg
             for server_round in range(self.start_round, context.config.num_rounds + 1):
                 cfg[Key.CURRENT_ROUND] = server_round
+                exchanges.errors.clear()
                 self.fit_workflow(bounded, context)
                 if strategy.last_aggregated_round != server_round:
                     raise RoundError(
@@ -152,8 +161,18 @@ class MedFleetWorkflow:
                         f"min-sites={strategy.run.min_sites}; SecAgg+ also needs "
                         "secagg-threshold share holders of each site); the checkpoints of the "
                         "rounds before are intact: bring the sites back and resume the run"
+                        + _site_errors(exchanges.errors)
                     )
                 default_evaluate_workflow(bounded, context)
         finally:
             stop.set()
             thread.join(timeout=10)
+
+
+def _site_errors(errors: list[str], most: int = 5) -> str:
+    """The distinct error replies of a failed round, for its error message."""
+    distinct = list(dict.fromkeys(errors))
+    if not distinct:
+        return ""
+    more = f" (+{len(distinct) - most} more)" if len(distinct) > most else ""
+    return "; sites replied with errors: " + " | ".join(distinct[:most]) + more

@@ -13,10 +13,14 @@ from server.workflow import _BoundedGrid
 
 
 class _Reply:
-    """The one part of a reply Message the loop reads."""
+    """The parts of a reply Message the loop reads."""
 
-    def __init__(self, to: str) -> None:
+    def __init__(self, to: str, error: str | None = None) -> None:
         self.metadata = SimpleNamespace(reply_to_message_id=to)
+        self.error = SimpleNamespace(reason=error)
+
+    def has_error(self) -> bool:
+        return self.error.reason is not None
 
 
 class _FakeGrid:
@@ -28,6 +32,7 @@ class _FakeGrid:
         self.pulls: list[float] = []
         self.pushed_at = 0.0
         self.run = "run-7"
+        self.refusals: dict[str, str] = {}
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds
@@ -44,7 +49,7 @@ class _FakeGrid:
             for i, delay in enumerate(self.delays)
             if delay is not None and self.now - self.pushed_at >= delay
         ]
-        return [_Reply(m) for m in due if m in set(ids)]
+        return [_Reply(m, self.refusals.get(m)) for m in due if m in set(ids)]
 
 
 def _bounded(inner: _FakeGrid, seconds: float) -> _BoundedGrid:
@@ -100,3 +105,23 @@ def test_sampling_waits_at_most_the_timeout_then_names_the_counts() -> None:
     with pytest.raises(RoundError, match="only 0 sites are connected, the run needs min-sites=3"):
         manager.sample(3)
     assert time.monotonic() - started < 5
+
+
+def test_error_replies_are_kept_for_the_rounds_error_message() -> None:
+    # Prepare: of three sites, two refuse the app
+    from server.workflow import _site_errors
+
+    inner = _FakeGrid([0.5, 0.5, 0.7])
+    refusal = "site site-b refused app 1f2e: not approved there"
+    inner.refusals = {"m1": refusal, "m2": refusal.replace("site-b", "site-c")}
+    grid = _bounded(inner, 10.0)
+
+    # Execute
+    grid.send_and_receive([])
+
+    # Assert: both reasons, once each, in the text the failed round reports
+    assert grid.errors == [refusal, refusal.replace("site-b", "site-c")]
+    assert _site_errors(grid.errors + [refusal]) == (
+        f"; sites replied with errors: {refusal} | {refusal.replace('site-b', 'site-c')}"
+    )
+    assert _site_errors([]) == ""
