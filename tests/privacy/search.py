@@ -61,6 +61,17 @@ class Needles:
             by_site[name] = frozenset(found)
         return cls(by_site)
 
+    def without_those_in(self, folder: Path) -> tuple[Needles, set[str]]:
+        """Drop needles the server's own files under ``folder`` hold (the app's source:
+        a file-name pattern such as ``IM00001.dcm`` or ``site-1`` in a docstring).
+
+        Returns the remaining needles and the dropped ones, to be shown.
+        """
+        code = [data for _, data in _haystacks([folder])]
+        dropped = {n for v in self.by_site.values() for n in v if any(_found(n, d) for d in code)}
+        kept = {site: frozenset(v - dropped) for site, v in self.by_site.items()}
+        return Needles(kept), dropped
+
     def __len__(self) -> int:
         return sum(len(v) for v in self.by_site.values())
 
@@ -108,6 +119,16 @@ def _sqlite_rows(path: Path) -> bytes:
     return out.getvalue()
 
 
+def _haystacks(roots: Iterable[Path]) -> list[tuple[str, bytes]]:
+    """Every file under ``roots`` (and its zip members, SQLite rows), lowered."""
+    out: list[tuple[str, bytes]] = []
+    for root in roots:
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in files:
+            out.extend((where, data.lower()) for where, data in _blobs(path))
+    return out
+
+
 def search(
     needles: Needles, roots: Iterable[Path], texts: dict[str, str] | None = None
 ) -> tuple[list[Hit], int]:
@@ -118,13 +139,9 @@ def search(
     tuple[list[Hit], int]
         The hits, and how many bytes were searched (to show the search saw something).
     """
-    haystacks: list[tuple[str, bytes]] = []
-    for root in roots:
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-        for path in files:
-            haystacks.extend(_blobs(path))
-    haystacks.extend((name, text.encode()) for name, text in (texts or {}).items())
-    lowered = [(where, data.lower()) for where, data in haystacks]
+    haystacks = _haystacks(roots)
+    haystacks.extend((name, text.encode().lower()) for name, text in (texts or {}).items())
+    lowered = haystacks
     hits = []
     for site, values in needles.by_site.items():
         for needle in sorted(values):
