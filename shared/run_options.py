@@ -83,7 +83,8 @@ ROBUSTNESS = (
         "debug-attack",
         str,
         "",
-        "tests only, simulated sites only: 'SITE:scale=F' or 'SITE:sign-flip'",
+        "tests only: 'SITE:scale=F' or 'SITE:sign-flip=F' (simulated sites), "
+        "'SITE:raise=roundN' (also test deployments started with debug-dump-dir)",
     ),
 )
 
@@ -93,7 +94,12 @@ SECAGG = (
     Option("secagg-threshold", int, 2, "SecAgg+ shares needed to unmask", low=1),
     Option("secagg-clipping-range", float, 8.0, "SecAgg+ clipping range", low=1e-6),
     Option("secagg-max-weight", float, 10000.0, "SecAgg+ largest example weight", low=1),
-    Option("debug-record-masked", bool, False, "tests only: save the masked uploads"),
+    Option(
+        "debug-record-masked",
+        bool,
+        False,
+        "tests only: save the masked uploads and every reply as received",
+    ),
 )
 
 #: Differential privacy of `dp` (see shared/privacy.py).
