@@ -11,7 +11,7 @@ from server.launcher import CONNECTION
 from shared.errors import ConfigError
 from shared.process import flower_env, flower_executable
 
-__all__ = ["default_app_dir", "run_config_args", "submit_run"]
+__all__ = ["app_hash", "default_app_dir", "run_config_args", "submit_run"]
 
 log = logging.getLogger("medfleet.server.submit")
 
@@ -24,6 +24,18 @@ def default_app_dir() -> Path:
     if not (root / "pyproject.toml").is_file():
         raise ConfigError(f"no pyproject.toml next to the installed code in {root}; pass --app")
     return root
+
+
+def app_hash(app_dir: Path) -> str:
+    """Flower's FAB hash of the app folder: the SHA-256 of the bundle `flwr run` builds.
+
+    Each site runs only apps whose hash its admin approved (`medfleet site approve`).
+    """
+    import hashlib
+
+    from flwr.cli.build import build_fab_from_disk
+
+    return hashlib.sha256(build_fab_from_disk(app_dir)).hexdigest()
 
 
 def _toml_value(value: Scalar) -> str:
@@ -55,5 +67,11 @@ def submit_run(
     command += run_config_args(config)
     if stream:
         command.append("--stream")
+    digest = app_hash(app_dir)
+    print(
+        f"app {digest} (FAB hash): each site runs it only once its admin has approved it "
+        f"with `medfleet site approve {digest}`",
+        flush=True,
+    )
     log.info("submitting run: %s", " ".join(command[1:]))
     return subprocess.run(command, env=flower_env(flwr_home), check=False).returncode
