@@ -52,7 +52,7 @@ def _add_start(sub: Any) -> None:
         "--local-port",
         type=int,
         default=None,
-        help="the SuperLink's own port on 127.0.0.1, behind the proxy (default: a free one)",
+        help="the SuperLink's own port on 127.0.0.1, behind the proxy (None: a free port)",
     )
     start.add_argument(
         "--no-proxy",
