@@ -25,6 +25,15 @@ def register(subparsers: Any) -> None:
     sub = server.add_subparsers(dest="server_command", metavar="ACTION", required=True)
     _add_start(sub)
     _add_run(sub)
+    app_hash = sub.add_parser(
+        "app-hash",
+        help="print the FAB hash of the app `server run` submits (what sites approve)",
+        formatter_class=_FMT,
+    )
+    app_hash.add_argument(
+        "--app", type=Path, default=None, help="Flower app folder (default: this install)"
+    )
+    app_hash.set_defaults(func=_app_hash)
 
 
 def _add_provision(subparsers: Any) -> None:
@@ -180,6 +189,13 @@ def _run(args: argparse.Namespace) -> int:
     code = submit_run(app, config, state_dir / "flwr-home")
     print(f"run outputs: {config['out-dir']}")
     return code or _record_status(Path(config["out-dir"]))
+
+
+def _app_hash(args: argparse.Namespace) -> int:
+    from server.submit import app_hash, default_app_dir
+
+    print(app_hash((args.app or default_app_dir()).resolve()))
+    return 0
 
 
 def _record_status(out_dir: Path) -> int:

@@ -38,3 +38,12 @@ def test_the_printed_hash_is_the_sha256_of_the_bundle_flwr_run_builds(
     assert code == 0 and calls and calls[0][1] == "run"
     assert submit.app_hash(app) == expected
     assert f"app {expected} (FAB hash)" in capsys.readouterr().out
+
+
+def test_server_app_hash_prints_the_hash_server_run_submits(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from shared.cli import main
+
+    assert main(["server", "app-hash"]) == 0
+    assert capsys.readouterr().out.strip() == submit.app_hash(submit.default_app_dir())
