@@ -19,6 +19,7 @@ reports the same epsilon as one that never stopped.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -60,8 +61,13 @@ def rdp_epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: 
     return float(accountant.get_epsilon(delta))
 
 
+@functools.lru_cache(maxsize=64)
 def noise_for_epsilon(target_epsilon: float, delta: float, sample_rate: float, steps: int) -> float:
-    """The smallest noise multiplier whose `steps` releases spend at most `target_epsilon`."""
+    """The smallest noise multiplier whose `steps` releases spend at most `target_epsilon`.
+
+    A pure function of its settings, searched once per setting: the server's budget of
+    every round and each simulated site's every round ask for the same one again.
+    """
     from opacus.accountants.utils import get_noise_multiplier
 
     try:
