@@ -13,18 +13,13 @@ from flwr.common import (
     parameters_to_ndarrays,
 )
 from flwr.compat.common import recorddict_compat as compat
-from flwr.supercore.task_identity import TaskIdentity
 
 from client.dp import dp_client_mod
 
 GLOBAL = [np.zeros((40, 30), np.float32), np.zeros(30, np.float32)]
 
 
-@pytest.fixture(autouse=True)
-def _task_identity(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(TaskIdentity, "_run_id", 1, raising=False)
-    monkeypatch.setattr(TaskIdentity, "_node_id", 1, raising=False)
-    monkeypatch.setattr(TaskIdentity, "_task_id", 1, raising=False)
+pytestmark = pytest.mark.usefixtures("flower_task_identity")
 
 
 def _train_msg(config: dict) -> Message:

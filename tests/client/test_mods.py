@@ -3,18 +3,11 @@
 import pytest
 from flwr.app import Context, Message, RecordDict
 from flwr.common import MessageType
-from flwr.supercore.task_identity import TaskIdentity
 
 from client.mods import privacy_guard_mod, secagg_mod
 from shared.errors import DataError
 
-
-@pytest.fixture(autouse=True)
-def _task_identity(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Messages are normally built inside a run; set the identity Flower expects.
-    monkeypatch.setattr(TaskIdentity, "_run_id", 1, raising=False)
-    monkeypatch.setattr(TaskIdentity, "_node_id", 1, raising=False)
-    monkeypatch.setattr(TaskIdentity, "_task_id", 1, raising=False)
+pytestmark = pytest.mark.usefixtures("flower_task_identity")
 
 
 def _msg(kind: str = MessageType.TRAIN) -> Message:

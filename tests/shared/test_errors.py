@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from flwr.app import Context, Message, RecordDict
 from flwr.common import MessageType
-from flwr.supercore.task_identity import TaskIdentity
 
 from client.mods import privacy_guard_mod
 from shared.errors import (
@@ -50,11 +49,7 @@ _PATHLIKE = re.compile(
 _EXCEPTION_NAMES = {"err", "exc", "e", "error", "site"}
 
 
-@pytest.fixture(autouse=True)
-def _task_identity(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(TaskIdentity, "_run_id", 1, raising=False)
-    monkeypatch.setattr(TaskIdentity, "_node_id", 1, raising=False)
-    monkeypatch.setattr(TaskIdentity, "_task_id", 1, raising=False)
+pytestmark = pytest.mark.usefixtures("flower_task_identity")
 
 
 def _reply_reason(err: BaseException) -> str:
