@@ -21,6 +21,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,6 +67,35 @@ def score(task, model, test_dir: Path) -> dict[str, float]:  # type: ignore[no-u
     return task.evaluate(model, data, settings).metrics
 
 
+def schedule(rounds: int, local_epochs: int, seed: int, sites_dir: Path) -> dict[str, Any]:
+    """The run config of a benchmark federation of the 3 written sites (out-dir aside)."""
+    return {
+        "num-server-rounds": rounds,
+        "local-epochs": local_epochs,
+        "seed": seed,
+        "min-sites": 3,
+        "device": "cpu",
+        "sim-data-root": str(sites_dir),
+    }
+
+
+def federated_scores(
+    run: RunConfig, sites_dir: Path, test_dir: Path
+) -> tuple[dict[str, Any], dict[str, float], float]:
+    """Train `run` on the 3 sites (real ServerApp and ClientApps); score its model on test.
+
+    Returns the run record, the test metrics of the final global model and the seconds
+    the federated training took.
+    """
+    started = time.monotonic()
+    record = run_simulation_job(SimulationOptions(run, 3, sites_dir))
+    seconds = time.monotonic() - started
+    task = get_task(run)
+    model = task.build_model()
+    model.load_state_dict(torch.load(Path(run.out_dir) / "global_model.pt"))
+    return record, score(task, model, test_dir), seconds
+
+
 def central(run: RunConfig, sites_dir: Path, epochs: int) -> tuple[object, object, float]:
     task = get_task(run)
     datas = [task.load_site(s) for s in sorted(sites_dir.iterdir())]
@@ -101,22 +131,11 @@ def main() -> None:
     sites_dir, test_dir = write_sites(args.npz, out / "data", args.seed)
     run = RunConfig.from_mapping(
         {
-            "num-server-rounds": args.rounds,
-            "local-epochs": args.local_epochs,
-            "seed": args.seed,
-            "min-sites": 3,
-            "device": "cpu",
-            "sim-data-root": str(sites_dir),
+            **schedule(args.rounds, args.local_epochs, args.seed, sites_dir),
             "out-dir": str(out / "fed"),
         }
     )
-    started = time.monotonic()
-    run_simulation_job(SimulationOptions(run, 3, sites_dir))
-    fed_seconds = time.monotonic() - started
-    task = get_task(run)
-    fed_model = task.build_model()
-    fed_model.load_state_dict(torch.load(out / "fed" / "global_model.pt"))
-    fed = score(task, fed_model, test_dir)
+    _, fed, fed_seconds = federated_scores(run, sites_dir, test_dir)
     task_c, central_model, central_seconds = central(
         run, sites_dir, args.rounds * args.local_epochs
     )

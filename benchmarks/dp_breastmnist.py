@@ -18,27 +18,17 @@ import argparse
 import json
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any
 
-import torch
-from breastmnist import score, write_sites  # the same sites and test scoring (this folder)
+from breastmnist import federated_scores, schedule, write_sites  # same sites, scoring
 
 from shared.config import RunConfig
-from shared.tasks import get_task
-from simulations.runner import SimulationOptions, run_simulation_job
 
 
 def federated(base: dict[str, Any], out: Path, sites_dir: Path, test_dir: Path, **dp: Any) -> dict:
     run = RunConfig.from_mapping({**base, "out-dir": str(out), **dp})
-    started = time.monotonic()
-    record = run_simulation_job(SimulationOptions(run, 3, sites_dir))
-    seconds = time.monotonic() - started
-    task = get_task(run)
-    model = task.build_model()
-    model.load_state_dict(torch.load(out / "global_model.pt"))
-    metrics = score(task, model, test_dir)
+    record, metrics, seconds = federated_scores(run, sites_dir, test_dir)
     privacy = record.get("privacy") or {}
     return {
         "dp": dp,
@@ -66,14 +56,7 @@ def main() -> None:
     logging.getLogger("flwr").setLevel(logging.WARNING)
     out = args.out.resolve()
     sites_dir, test_dir = write_sites(args.npz, out / "data", args.seed)
-    base = {
-        "num-server-rounds": args.rounds,
-        "local-epochs": args.local_epochs,
-        "seed": args.seed,
-        "min-sites": 3,
-        "device": "cpu",
-        "sim-data-root": str(sites_dir),
-    }
+    base = schedule(args.rounds, args.local_epochs, args.seed, sites_dir)
     rows = [("no DP", federated(base, out / "none", sites_dir, test_dir))]
     for eps in [float(e) for e in args.epsilons.split(",") if e]:
         dp = {"dp": "dp-sgd", "dp-target-epsilon": eps}
