@@ -64,6 +64,13 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="run any app the server sends, approved or not (trusted test federations only)",
     )
+    start.add_argument(
+        "--clientapp-start",
+        choices=("fork", "spawn"),
+        default="fork",
+        help="fork: each ClientApp task forks a launcher that has torch and MONAI imported "
+        "(seconds faster per SecAgg+ stage); spawn: a fresh flwr-clientapp process per task",
+    )
     start.set_defaults(func=_start)
     _register_approvals(sub)
 
@@ -126,6 +133,7 @@ def _start(args: argparse.Namespace) -> int:
         max_restarts=args.max_restarts,
         log_file=args.log_file,
         allow_any_app=args.allow_any_app,
+        clientapp_start=args.clientapp_start,
     )
 
 

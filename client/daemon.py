@@ -250,12 +250,14 @@ def run_site(
     max_restarts: int | None = None,
     log_file: Path | None = None,
     allow_any_app: bool = False,
+    clientapp_start: str = "fork",
 ) -> int:
     """Run the SuperNode until stopped; restart it after crashes, stop on refusal.
 
     The SuperNode runs with `--isolation process`: its ClientApp processes are started by
     `client.launcher`, and only for apps approved in ``STATE_DIR/approved-apps.json``
-    (any app with `allow_any_app`).
+    (any app with `allow_any_app`), as forks of the launcher (`clientapp_start="fork"`,
+    see `client.warm`) or as fresh `flwr-clientapp` processes (`"spawn"`).
 
     Flower's SuperNode itself retries without limit while the server is away and
     reconnects after a server restart. This loop adds restarts after the SuperNode
@@ -281,6 +283,7 @@ def run_site(
         announce_approvals(state_dir, allow_any_app)
         command += process_isolation(state_dir)
         launcher = launcher_command(kit_, state_dir, runtime_port, allow_any_app)
+        launcher += ["--start", clientapp_start]
         if not check_server_certificate(kit_.server_address, kit_.ca_cert):
             log.warning("server %s is not reachable yet; waiting for it", kit_.server_address)
         exit_on_sigterm()

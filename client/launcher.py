@@ -39,6 +39,7 @@ from flwr.supercore.superexec.plugin import AutoExecPlugin
 from flwr.supernode.runtime.run_clientapp import pull_task_input, push_message, push_task_output
 
 from client.approval import AppBundle, ApprovalStore, fab_hash
+from client.warm import ForkingExecutor, preload
 from shared.errors import ConfigError
 
 __all__ = ["ApprovalGate", "ApprovingExecPlugin", "Verdict", "main", "refusal_reason"]
@@ -48,6 +49,7 @@ log = logging.getLogger("medfleet.site.launcher")
 # What Flower's SuperExec signs when the SuperNode holds an auth secret (run_superexec.py).
 _AUTH_METHODS = frozenset({"/flwr.proto.Runtime/AcquireTask"})
 _POLL_S = 0.2
+START_MODES = ("fork", "spawn")
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,15 @@ class ApprovingExecPlugin(AutoExecPlugin):
 
     supported_task_types = frozenset({TaskType.CLIENT_APP})
 
-    def __init__(self, runtime_api_address: str, gate: ApprovalGate, site: str) -> None:
-        super().__init__(runtime_api_address, True, None, executor=SubprocessExecutor())
+    def __init__(
+        self,
+        runtime_api_address: str,
+        gate: ApprovalGate,
+        site: str,
+        executor: SubprocessExecutor | None = None,
+    ) -> None:
+        executor = executor or SubprocessExecutor()
+        super().__init__(runtime_api_address, True, None, executor=executor)
         self.gate = gate
         self.site = site
 
@@ -157,9 +166,18 @@ def serve(runtime_api_address: str, plugin: ApprovingExecPlugin, secret: bytes |
             reply = client.AcquireTask(request)
             if reply.HasField("task") and reply.token:
                 plugin.launch_task(reply.token, reply.task)
+            plugin.executor.reconcile()
             time.sleep(_POLL_S)
     finally:
         client.close()
+
+
+def _executor(start: str) -> SubprocessExecutor:
+    """`fork`: warm starts (client.warm); `spawn`: a fresh `flwr-clientapp` per task."""
+    if start == "spawn":
+        return SubprocessExecutor()
+    log.info("warm ClientApp starts: imported torch and MONAI in %.1f s", preload())
+    return ForkingExecutor()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--superexec-auth-secret-file", default=None)
     parser.add_argument("--parent-pid", type=int, default=None)
     parser.add_argument("--allow-any-app", action="store_true")
+    parser.add_argument("--start", choices=START_MODES, default="fork")
     args = parser.parse_args(argv)
     fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=logging.INFO, format=fmt)
@@ -179,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.parent_pid is not None:
         start_parent_process_monitor(args.parent_pid)  # SIGINT when the SuperNode is gone
     gate = ApprovalGate(args.state_dir, args.allow_any_app)
-    plugin = ApprovingExecPlugin(args.runtime_api_address, gate, args.site)
+    plugin = ApprovingExecPlugin(args.runtime_api_address, gate, args.site, _executor(args.start))
     try:
         secret = load_superexec_auth_secret(args.superexec_auth_secret_file)
         serve(args.runtime_api_address, plugin, secret)
