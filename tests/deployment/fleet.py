@@ -1,4 +1,7 @@
-"""A federation on 127.0.0.1 for the fault tests: kits, data, server, site daemons, crashes."""
+"""A federation for the deployment tests: kits, data, server, site daemons, crashes.
+
+On 127.0.0.1, or with a `Lan` the server and each site in a network namespace of its own.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import psutil
 
 from server.provision import provision
 from tests.deployment import harness
+from tests.deployment.netns import Lan, in_netns
 
 # Small enough that a SecAgg+ round takes seconds on two shared cores.
 TRAINING = ("local-epochs=1", "image-size=32", "batch-size=8")
@@ -31,19 +35,46 @@ class Fleet:
     daemons: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     app: Path | None = None
+    lan: Lan | None = None  # set: server and sites are separate hosts (namespaces)
 
     @classmethod
-    def create(cls, root: Path, sites: Sequence[str], scale: float = 0.15) -> Fleet:
+    def create(
+        cls, root: Path, sites: Sequence[str], scale: float = 0.15, lan: Lan | None = None
+    ) -> Fleet:
         """Provision kits for `sites` on a free port and write one synthetic data set each."""
         from simulations.synth import generate_sites
 
-        address = f"127.0.0.1:{harness.free_port()}"
+        address = f"{lan.server_ip if lan else '127.0.0.1'}:{harness.free_port()}"
         provision(harness.federation_file(root / "hospitals.toml", address, sites), root / "kits")
         folders = generate_sites(root / "data", n_sites=len(sites), seed=0, scale=scale)
         fleet = cls(root, tuple(sites), address, dict(zip(sites, folders, strict=True)),
-                    harness.Processes(root / "flwr-home"))  # fmt: skip
+                    harness.Processes(root / "flwr-home"), lan=lan)  # fmt: skip
         fleet.app = harness.copy_app(root / "app")
         return fleet
+
+    @property
+    def kits(self) -> Path:
+        return self.root / "kits"
+
+    @property
+    def home(self) -> Path:
+        """FLWR_HOME of every process the tests start."""
+        return self.procs.home
+
+    def on_server(self) -> list[str]:
+        """Command prefix placing a process on the server's host."""
+        return in_netns(self.lan.server_ns, []) if self.lan else []
+
+    def on_site(self, site: str) -> list[str]:
+        """Command prefix placing a process on `site`'s host."""
+        return in_netns(self.lan.site_ns(self.sites.index(site)), []) if self.lan else []
+
+    def cli(
+        self, args: Sequence[str], timeout: float = 180, site: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`medfleet ARGS` to completion on the server's host (or on `site`'s)."""
+        prefix = self.on_site(site) if site else self.on_server()
+        return harness.run_cli(args, self.home, timeout=timeout, prefix=prefix)
 
     @property
     def server_kit(self) -> Path:
@@ -60,8 +91,11 @@ class Fleet:
     def start_server(self, log_name: str = "server.log") -> Path:
         """`medfleet server start` on the fleet's state folder; return its log once serving."""
         log_file = self.root / log_name
-        args = harness.server_start_args(str(self.server_kit), str(self.server_state), "127.0.0.1")
-        self.server = self.procs.start([*args, "--status-interval", "2"], log_file)
+        host = "0.0.0.0" if self.lan else "127.0.0.1"
+        args = harness.server_start_args(str(self.server_kit), str(self.server_state), host)
+        self.server = self.procs.start(
+            [*args, "--status-interval", "2"], log_file, prefix=self.on_server()
+        )
         harness.wait_for(log_file, r"SuperLink pid \d+ serving", 120, self.server)
         return log_file
 
@@ -76,7 +110,9 @@ class Fleet:
                  "--node-config", f"debug-dump-dir={self.dumps(site)}"]  # fmt: skip
         if self.app is not None and self.procs.approve_apps:
             harness.approve_app(self.root / f"{site}-state", self.app)  # the very copy run
-        self.daemons[site] = self.procs.start([*args, *extra], self.root / f"{site}.log")
+        self.daemons[site] = self.procs.start(
+            [*args, *extra], self.root / f"{site}.log", prefix=self.on_site(site)
+        )
         return self.daemons[site]
 
     def start(self, timeout: float = 150) -> Path:
@@ -106,7 +142,7 @@ class Fleet:
 
     def submit(self, args: Sequence[str], log_name: str) -> subprocess.Popen[bytes]:
         """Start a `medfleet server run ...` in the background (it streams the run's logs)."""
-        return self.procs.start(list(args), self.root / log_name)
+        return self.procs.start(list(args), self.root / log_name, prefix=self.on_server())
 
     def crash_server(self) -> dict[int, str]:
         """SIGKILL `medfleet server start`, the SuperLink and the ServerApp it spawned."""
