@@ -71,6 +71,13 @@ def register(subparsers: Any) -> None:
         help="fork: each ClientApp task forks a launcher that has torch and MONAI imported "
         "(seconds faster per SecAgg+ stage); spawn: a fresh flwr-clientapp process per task",
     )
+    start.add_argument(
+        "--poll-interval",
+        type=float,
+        default=1.0,
+        help="seconds the SuperNode waits before asking the server again when it has no "
+        "message (Flower's own: 3); each SecAgg+ round waits it about five times",
+    )
     start.set_defaults(func=_start)
     _register_approvals(sub)
 
@@ -134,6 +141,7 @@ def _start(args: argparse.Namespace) -> int:
         log_file=args.log_file,
         allow_any_app=args.allow_any_app,
         clientapp_start=args.clientapp_start,
+        poll_interval=args.poll_interval,
     )
 
 

@@ -7,6 +7,7 @@ import re
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -20,7 +21,7 @@ from client.state_lock import StateDirLock
 from shared import kit
 from shared.address import split_address
 from shared.errors import ConfigError, ProvisioningError
-from shared.process import exit_on_sigterm, flower_env, flower_executable, spawn, stop
+from shared.process import exit_on_sigterm, flower_env, spawn, stop
 
 __all__ = [
     "SiteKit",
@@ -40,6 +41,8 @@ _REFUSED = "Failed to activate SuperNode"
 _STALE_SESSION_S = 75.0
 # Enough of the SuperNode's last output to hold the traceback of why it exited.
 _TAIL_LINES = 40
+# The SuperNode's idle wait between polls (Flower's own is 3 s; see client.supernode).
+DEFAULT_POLL_S = 1.0
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -132,12 +135,15 @@ def supernode_command(
     device: str,
     runtime_port: int,
     node_config: dict[str, str] | None = None,
+    poll_interval: float = DEFAULT_POLL_S,
 ) -> list[str]:
-    """The `flower-superlink` client side: TLS with the kit's CA, the kit's auth key."""
+    """Flower's SuperNode: TLS with the kit's CA, the kit's auth key (`client.supernode`)."""
     if '"' in str(data_dir):
         raise ConfigError("the data folder path must not contain double quotes")
+    if not poll_interval > 0:
+        raise ConfigError(f"--poll-interval must be > 0 seconds, got {poll_interval}")
     return [
-        flower_executable("flower-supernode"),
+        sys.executable, "-m", "client.supernode", "--poll-interval", str(poll_interval),
         "--superlink", kit_.server_address,
         "--root-certificates", str(kit_.ca_cert),
         "--auth-supernode-private-key", str(kit_.auth_key),
@@ -251,6 +257,7 @@ def run_site(
     log_file: Path | None = None,
     allow_any_app: bool = False,
     clientapp_start: str = "fork",
+    poll_interval: float = DEFAULT_POLL_S,
 ) -> int:
     """Run the SuperNode until stopped; restart it after crashes, stop on refusal.
 
@@ -278,7 +285,7 @@ def run_site(
     """
     if not data_dir.is_dir():
         raise ConfigError(f"site data folder {data_dir} is not a directory; pass --data")
-    command = supernode_command(kit_, data_dir, device, runtime_port, node_config)
+    command = supernode_command(kit_, data_dir, device, runtime_port, node_config, poll_interval)
     with claim_site(state_dir, runtime_port):
         announce_approvals(state_dir, allow_any_app)
         command += process_isolation(state_dir)
