@@ -165,11 +165,6 @@ class RunConfig:
             )
         if mode != "dp-sgd":
             return
-        if self.task == "gan":
-            raise ConfigError(
-                "dp = 'dp-sgd' is available for the classification and segmentation tasks; "
-                "for the GAN use dp = 'client'"
-            )
         if self.strategy == "fedprox":
             raise ConfigError(
                 "dp = 'dp-sgd' clips and noises each example's gradient, and FedProx's "

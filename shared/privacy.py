@@ -124,13 +124,22 @@ class DpConfig:
         return rdp_epsilon(self.client_noise(num_rounds), 1.0, server_round, self.delta)
 
     def for_site(
-        self, num_examples: int, batch_size: int, local_epochs: int, num_rounds: int
+        self,
+        num_examples: int,
+        batch_size: int,
+        local_epochs: int,
+        num_rounds: int,
+        steps_per_round: int | None = None,
     ) -> SiteDpSgd:
-        """`dp = dp-sgd`: one site's DP-SGD parameters for its data size and schedule."""
+        """`dp = dp-sgd`: one site's DP-SGD parameters for its data size and schedule.
+
+        A round is `local_epochs` passes of Poisson-sampled batches, or `steps_per_round`
+        private steps when a task counts steps (the GAN).
+        """
         if num_examples < 1:
             raise ConfigError("dp-sgd needs at least one training example at the site")
         rate = min(1.0, batch_size / num_examples)
-        steps = local_epochs * math.ceil(num_examples / batch_size)
+        steps = steps_per_round or local_epochs * math.ceil(num_examples / batch_size)
         noise = self.noise_multiplier
         if self.target_epsilon > 0:
             noise = noise_for_epsilon(self.target_epsilon, self.delta, rate, steps * num_rounds)

@@ -85,7 +85,10 @@ class GanDiscriminator(nn.Module):
     Spectral norm bounds each layer's Lipschitz constant, the usual cure for a
     discriminator that overpowers the generator. Its power-iteration buffers (``_u``,
     ``_v``) are unit vectors, well inside SecAgg+'s clipping range; after averaging they
-    are re-normalised by the next forward pass in training mode.
+    are re-normalised by the next forward pass in training mode. With ``spectral=False``
+    (DP-SGD: Opacus cannot compute per-example gradients through a parametrization) the
+    layers are plain and the activations out of place (Opacus's backward hooks); DP-SGD's
+    per-example clipping then bounds the discriminator's steps instead.
 
     Parameters
     ----------
@@ -95,24 +98,29 @@ class GanDiscriminator(nn.Module):
         Image channels.
     width : int
         Feature maps of the first stage; doubled at each later stage.
+    spectral : bool
+        Spectral norm on every layer (off for DP-SGD).
     """
 
-    def __init__(self, image_size: int, channels: int = 1, width: int = 32) -> None:
+    def __init__(
+        self, image_size: int, channels: int = 1, width: int = 32, spectral: bool = True
+    ) -> None:
         super().__init__()
         if channels < 1 or width < 1:
             raise ValueError("channels and width must be >= 1")
         stages = _check_size(image_size)
+        norm = spectral_norm if spectral else (lambda layer: layer)
         layers: list[nn.Module] = []
         previous = channels
         for stage in range(stages):
             out = width * 2**stage
             layers += [
-                spectral_norm(nn.Conv2d(previous, out, 4, stride=2, padding=1)),
-                nn.LeakyReLU(0.2, inplace=True),
+                norm(nn.Conv2d(previous, out, 4, stride=2, padding=1)),
+                nn.LeakyReLU(0.2, inplace=spectral),
             ]
             previous = out
         # A 4x4 "valid" convolution turns the last 4x4 map into one logit.
-        layers += [spectral_norm(nn.Conv2d(previous, 1, 4)), nn.Flatten()]
+        layers += [norm(nn.Conv2d(previous, 1, 4)), nn.Flatten()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,16 +144,23 @@ class GanPair(nn.Module):
         Image channels (1 for CT/MR).
     width : int
         Base number of feature maps of both networks.
+    private : bool
+        Built for DP-SGD: a discriminator without spectral norm (`GanDiscriminator`).
     """
 
     def __init__(
-        self, latent_dim: int = 64, image_size: int = 64, channels: int = 1, width: int = 32
+        self,
+        latent_dim: int = 64,
+        image_size: int = 64,
+        channels: int = 1,
+        width: int = 32,
+        private: bool = False,
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.image_size = image_size
         self.generator = GanGenerator(latent_dim, image_size, channels, width)
-        self.discriminator = GanDiscriminator(image_size, channels, width)
+        self.discriminator = GanDiscriminator(image_size, channels, width, spectral=not private)
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw `n` standard-normal latent vectors on the model's device."""

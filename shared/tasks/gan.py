@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,9 +19,10 @@ from shared.dicom.transforms import LoadDicomImaged
 from shared.errors import ConfigError, DataError
 from shared.models.gan import GanPair
 from shared.tasks.base import Prediction, RoundResult, SiteData, Task, TrainSettings
+from shared.tasks.gan_dp import train_private
 from shared.tasks.gan_grid import save_sample_grid
 from shared.tasks.gan_quality import FeatureNet, frechet_distance, image_features, kernel_mmd
-from shared.tasks.loop import prepare_model
+from shared.tasks.loop import cycle_batches, prepare_model
 
 __all__ = ["GanTask"]
 
@@ -50,7 +50,9 @@ class GanTask(Task):
     server writes a grid of samples from a fixed noise batch every round.
 
     Run-config options: see `shared.tasks.gan_options` (`gan-lr` is the Adam learning
-    rate of both networks; the run-wide `lr` is not used).
+    rate of both networks; the run-wide `lr` is not used). With ``dp = dp-sgd`` the
+    discriminator has no spectral norm and its steps on real images are DP-SGD
+    (`shared.tasks.gan_dp`); the generator never sees a real image.
     """
 
     name: ClassVar[str] = "gan"
@@ -72,6 +74,7 @@ class GanTask(Task):
         self.lr = float(config.option("gan-lr"))
         self.width = int(config.option("gan-width"))
         self.val_fraction = float(config.option("val-fraction"))
+        self.private = str(config.option("dp")) == "dp-sgd"
         if self.image_size & (self.image_size - 1):
             raise ConfigError(
                 f"config key 'gan-image-size' must be a power of two in [16, 256], "
@@ -81,7 +84,9 @@ class GanTask(Task):
 
     def build_model(self) -> nn.Module:
         torch.manual_seed(self.config.seed)
-        return GanPair(self.latent_dim, self.image_size, channels=1, width=self.width)
+        return GanPair(
+            self.latent_dim, self.image_size, channels=1, width=self.width, private=self.private
+        )
 
     def load_site(self, site_dir: Path, cache_dir: Path | None = None) -> SiteData:
         records, report = index_folder(site_dir)
@@ -124,15 +129,26 @@ class GanTask(Task):
         prepare_model(pair, settings)
         opt_g = torch.optim.Adam(pair.generator.parameters(), lr=self.lr, betas=ADAM_BETAS)
         opt_d = torch.optim.Adam(pair.discriminator.parameters(), lr=self.lr, betas=ADAM_BETAS)
+        private = settings.dp is not None and settings.dp.mode == "dp-sgd"
         loader = DataLoader(
             data.train,
             batch_size=settings.batch_size,
             shuffle=True,
-            drop_last=data.num_train > settings.batch_size,
+            # Opacus samples at 1 / len(loader): never above batch_size / n, as accounted
+            drop_last=not private and data.num_train > settings.batch_size,
         )
         steps = self.steps or settings.local_epochs * len(loader)
+        if private and settings.dp is not None:
+            budget = settings.dp.for_site(
+                data.num_train, settings.batch_size, settings.local_epochs, settings.num_rounds,
+                steps_per_round=steps,
+            )  # fmt: skip
+            totals = train_private(
+                pair, loader, (opt_d, opt_g), steps, budget, settings, REAL_TARGET
+            )
+            return RoundResult(data.num_train, {**totals, **budget.metrics(settings.server_round)})
         totals = {"train_d_loss": 0.0, "train_g_loss": 0.0}
-        for batch in _cycle(loader, steps):
+        for batch in cycle_batches(loader, steps):
             real = batch["image"].to(settings.device)
             d_loss, g_loss = _train_step(pair, real, opt_d, opt_g, settings.grad_clip_norm)
             totals["train_d_loss"] += d_loss / steps
@@ -221,17 +237,6 @@ def _as_pair(model: nn.Module) -> GanPair:
     if not isinstance(model, GanPair):
         raise TypeError(f"the GAN task needs a GanPair model, got {type(model).__name__}")
     return model
-
-
-def _cycle(loader: DataLoader, steps: int) -> Iterator[dict[str, Any]]:
-    """Yield `steps` batches, starting the (reshuffled) loader again when it runs out."""
-    done = 0
-    while done < steps and len(loader) > 0:
-        for batch in loader:
-            yield batch
-            done += 1
-            if done == steps:
-                return
 
 
 def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BatchLoss",
     "autocast_dtype",
+    "cycle_batches",
     "prepare_model",
     "proximal_term",
     "train_local",
@@ -40,6 +41,24 @@ def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
     if not amp or device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def cycle_batches(loader: Iterable[Any], steps: int) -> Iterator[Any]:
+    """Yield `steps` batches, starting the (reshuffled) loader again when it runs out.
+
+    Loops that count steps rather than epochs (the GAN) use it; an empty loader yields
+    nothing.
+    """
+    done = 0
+    while done < steps:
+        started = done
+        for batch in loader:
+            yield batch
+            done += 1
+            if done == steps:
+                return
+        if done == started:
+            return
 
 
 def proximal_term(

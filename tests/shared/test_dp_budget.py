@@ -146,7 +146,6 @@ def test_dp_sgd_adds_noise_of_the_configured_scale() -> None:
     [
         ({"dp": "client", "strategy": "fedmedian"}, "use fedavg or fedprox"),
         ({"dp": "client", "dp-noise-multiplier": 0.0}, "adds no noise"),
-        ({"dp": "dp-sgd", "task": "gan"}, "for the GAN use dp = 'client'"),
         ({"dp": "dp-sgd", "strategy": "fedprox"}, "proximal term is not per example"),
         ({"dp": "dp-sgd", "grad-clip-norm": 1.0}, "set 'grad-clip-norm' = 0"),
         ({"dp": "dp-sgd", "task": "segmentation"}, "'seg-samples-per-case' = 1"),
