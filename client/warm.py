@@ -93,7 +93,9 @@ class ForkingExecutor(SubprocessExecutor):
 
 def _child(spec: ExecutionSpec) -> int:  # pragma: no cover  # runs in the fork
     """What `flwr-clientapp` does, minus interpreter start and imports; the exit code."""
+    started = time.monotonic()
     forget_modules()
+    code = 0
     try:
         run_clientapp(
             runtime_api_address=spec.runtime_api_address,
@@ -106,11 +108,12 @@ def _child(spec: ExecutionSpec) -> int:  # pragma: no cover  # runs in the fork
             runtime_dependency_install=spec.runtime_dependency_install,
         )
     except SystemExit as end:  # Flower ends the task with flwr_exit -> sys.exit(code)
-        return end.code if isinstance(end.code, int) else 1
+        code = end.code if isinstance(end.code, int) else 1
     except BaseException as err:  # noqa: BLE001  # never return into the launcher's loop
         log.error("ClientApp task ended with %s", type(err).__name__)
-        return 1
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    return 0
+        code = 1
+    seconds = time.monotonic() - started
+    log.info("task %d done in %.1f s (exit code %d)", spec.task_id, seconds, code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return code
