@@ -146,7 +146,10 @@ def render_config(plan: ProxyPlan, routes: Mapping[str, tuple[str, ...]]) -> str
         f"error_log {_value(plan.error_log)} warn;",
         "events { worker_connections 1024; }",
         "http {",
-        f"    access_log {_value(plan.access_log)};",
+        # nginx's combined format plus the request's size: what each site uploads
+        "    log_format medfleet '$remote_addr - $remote_user [$time_local] \"$request\" '",
+        "        '$status $body_bytes_sent $request_length $request_time';",
+        f"    access_log {_value(plan.access_log)} medfleet;",
         *temp,
         "    server_tokens off;",
         "    default_type text/plain;",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from torch import nn
 from server.checkpoint import save_checkpoint
 from server.privacy import round_privacy
 from server.received_dump import dump_received
-from server.run_record import RunRecorder
+from server.run_record import RunRecorder, timestamp
 from server.screening import screen_updates
 from server.strategies import strategy_state_attrs
 from shared.config import RunConfig
@@ -74,6 +75,8 @@ class RecordingStrategy(Strategy):
         self.last_aggregated_round = 0
         self.site_names: dict[int, str] = {}
         self._sampled: dict[int, list[int]] = {}
+        #: Per round: start (UTC text), start and end of training (monotonic seconds).
+        self._clock: dict[int, tuple[str, float, float]] = {}
 
     def __repr__(self) -> str:
         return f"RecordingStrategy({self.inner!r})"
@@ -85,6 +88,7 @@ class RecordingStrategy(Strategy):
         self, server_round: int, parameters: Parameters, client_manager: ClientManager
     ) -> list[tuple[ClientProxy, FitIns]]:
         self.global_arrays = parameters_to_ndarrays(parameters)
+        self._clock[server_round] = (timestamp(), time.monotonic(), time.monotonic())
         instructions = self.inner.configure_fit(server_round, parameters, client_manager)
         self._sampled[server_round] = [proxy.node_id for proxy, _ in instructions]
         logger.info(
@@ -126,6 +130,9 @@ class RecordingStrategy(Strategy):
         self.recorder.record_sites(server_round, dropped=dropped, refused=rejected, errors=errors)
         self.recorder.record_files(server_round, self._save(server_round))
         self.last_aggregated_round = server_round
+        if server_round in self._clock:
+            started, t0, _ = self._clock[server_round]
+            self._clock[server_round] = (started, t0, time.monotonic())
         return ndarrays_to_parameters(self.global_arrays), dict(aggregated)
 
     def _screen(self, server_round: int, results: FitResults) -> tuple[FitResults, list[str]]:
@@ -157,6 +164,9 @@ class RecordingStrategy(Strategy):
         aggregated = self.task.aggregate_metrics([(r.num_examples, r.metrics) for _, r in results])
         aggregated["num_examples_val"] = sum(r.num_examples for _, r in results)
         self.recorder.record_stage("evaluate", server_round, per_site, aggregated, len(failures))
+        if server_round in self._clock:
+            started, t0, fit_done = self._clock.pop(server_round)
+            self.recorder.record_timing(server_round, started, time.monotonic() - t0, fit_done - t0)
         self.recorder.print_round(server_round)
         return loss, dict(aggregated)
 

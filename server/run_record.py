@@ -15,7 +15,7 @@ from rich.table import Table
 
 from shared.config import RunConfig
 
-__all__ = ["RunRecorder"]
+__all__ = ["RunRecorder", "timestamp"]
 
 OVERALL = "overall (weighted)"
 
@@ -44,7 +44,7 @@ class RunRecorder:
                 "medfleet_version": _version(),
                 "task": run.task,
                 "config": run.to_mapping(),
-                "started": _now(),
+                "started": timestamp(),
                 "finished": None,
                 "status": "running",
                 "resumes": [],
@@ -62,7 +62,7 @@ class RunRecorder:
         lost = sorted({r["round"] for r in record.get("rounds", [])} - {r["round"] for r in kept})
         record["resumes"] = [
             *record.get("resumes", []),
-            {"at": _now(), "after_round": after, "discarded_partial_rounds": lost},
+            {"at": timestamp(), "after_round": after, "discarded_partial_rounds": lost},
         ]
         record.update(rounds=kept, status="running", finished=None, config=run.to_mapping())
         return record
@@ -113,6 +113,13 @@ class RunRecorder:
         self.record["privacy"] = {**privacy, "after_round": server_round}
         self._write()
 
+    def record_timing(self, server_round: int, started: str, seconds: float, fit: float) -> None:
+        """When the round started (UTC), how long it took, and how long its training took."""
+        self._round(server_round).update(
+            started=started, seconds=round(seconds, 3), fit_seconds=round(fit, 3)
+        )
+        self._write()
+
     def record_files(self, server_round: int, files: Mapping[str, str]) -> None:
         """Remember files written for a round (checkpoint, sample grid, ...)."""
         self._round(server_round)["files"].update(files)
@@ -146,7 +153,7 @@ class RunRecorder:
 
     def finish(self, status: str, extra: Mapping[str, Any] | None = None) -> None:
         """Mark the run finished (or failed) and write the final record."""
-        self.record.update(status=status, finished=_now(), **(extra or {}))
+        self.record.update(status=status, finished=timestamp(), **(extra or {}))
         self._write()
 
     def _write(self) -> None:
@@ -184,7 +191,8 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _now() -> str:
+def timestamp() -> str:
+    """Now, as run.json writes times: local time with its UTC offset."""
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 

@@ -36,10 +36,16 @@ class Fleet:
     ports: dict[str, int] = field(default_factory=dict)
     app: Path | None = None
     lan: Lan | None = None  # set: server and sites are separate hosts (namespaces)
+    site_options: tuple[str, ...] = ()  # more `medfleet site start` options for every site
 
     @classmethod
     def create(
-        cls, root: Path, sites: Sequence[str], scale: float = 0.15, lan: Lan | None = None
+        cls,
+        root: Path,
+        sites: Sequence[str],
+        scale: float = 0.15,
+        lan: Lan | None = None,
+        site_options: Sequence[str] = (),
     ) -> Fleet:
         """Provision kits for `sites` on a free port and write one synthetic data set each."""
         from simulations.synth import generate_sites
@@ -48,7 +54,8 @@ class Fleet:
         provision(harness.federation_file(root / "hospitals.toml", address, sites), root / "kits")
         folders = generate_sites(root / "data", n_sites=len(sites), seed=0, scale=scale)
         fleet = cls(root, tuple(sites), address, dict(zip(sites, folders, strict=True)),
-                    harness.Processes(root / "flwr-home"), lan=lan)  # fmt: skip
+                    harness.Processes(root / "flwr-home"), lan=lan,
+                    site_options=tuple(site_options))  # fmt: skip
         fleet.app = harness.copy_app(root / "app")
         return fleet
 
@@ -106,7 +113,7 @@ class Fleet:
             str(self.root / "kits" / site), str(self.data[site]), "cpu",
             str(self.root / f"{site}-state"),
         )  # fmt: skip
-        extra = ["--runtime-port", str(self.ports[site]),
+        extra = ["--runtime-port", str(self.ports[site]), *self.site_options,
                  "--node-config", f"debug-dump-dir={self.dumps(site)}"]  # fmt: skip
         if self.app is not None and self.procs.approve_apps:
             harness.approve_app(self.root / f"{site}-state", self.app)  # the very copy run

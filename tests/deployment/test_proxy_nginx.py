@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import socket
 import ssl
 import threading
@@ -169,6 +170,11 @@ def test_a_large_update_passes_whole(front: Front) -> None:
     body = os.urandom(24 * 2**20)  # 24 MiB: beyond any buffer, streamed through
     assert front.request("POST", "/v1/fleet/push-object", body)[0] == 200
     assert front.seen[-1] == ("POST", "/v1/fleet/push-object", len(body))
+    # The access log has each request's size (status, bytes sent, bytes received, seconds)
+    logged = re.findall(
+        r'"POST /v1/fleet/push-object HTTP/1.1" 200 \d+ (\d+) ', front.plan.access_log.read_text()
+    )
+    assert logged and len(body) < int(logged[-1]) < len(body) + 4096
 
 
 def test_plain_http_is_closed_without_an_answer(front: Front) -> None:

@@ -167,3 +167,32 @@ def test_a_flower_wrapper_inside_saves_the_model_the_wrapper_made(tmp_path: Path
     for got, sent in zip(saved, parameters_to_ndarrays(returned), strict=True):
         np.testing.assert_array_equal(got, sent)
     assert not np.allclose(saved[0], clean[0], atol=1e-3)
+
+
+def test_each_round_records_when_it_started_and_how_long_it_and_its_training_took(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare: a clock read at the round's start (twice), after training, after evaluation
+    import server.recording as recording
+
+    strategy = _strategy(tmp_path)
+    ticks = iter([100.0, 100.0, 103.25, 105.5])
+    monkeypatch.setattr(recording.time, "monotonic", lambda: next(ticks))
+    monkeypatch.setattr(strategy.inner, "configure_fit", lambda *args: [])
+    updates = _updates(strategy, "ab")
+    evaluated = {"site": "a", "loss": 0.4, "auc": 0.8, "tp": 3.0, "fp": 1.0, "tn": 5.0, "fn": 1.0}
+    # Execute
+    strategy.configure_fit(1, ndarrays_to_parameters(strategy.global_arrays), MagicMock())
+    strategy.aggregate_fit(
+        1, [_fit_res(updates["a"], 30, "a", 1), _fit_res(updates["b"], 10, "b", 2)], []
+    )
+    strategy.aggregate_evaluate(
+        1,
+        [(MagicMock(cid="1", node_id=1), EvaluateRes(Status(Code.OK, ""), 0.4, 10, evaluated))],
+        [],
+    )
+    # Assert
+    entry = json.loads((tmp_path / "run.json").read_text())["rounds"][0]
+    assert entry["seconds"] == pytest.approx(5.5)
+    assert entry["fit_seconds"] == pytest.approx(3.25)
+    assert entry["started"][:4].isdigit() and "T" in entry["started"]
