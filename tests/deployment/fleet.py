@@ -18,6 +18,9 @@ from server.provision import provision
 from tests.deployment import harness
 from tests.deployment.netns import Lan, in_netns
 
+# Each status line runs a `flwr supernode ls` (0.8 s of CPU): every 2 s that took 40 % of a
+# core from the tests running beside; 5 s delays a "sites connected" by 1.5 s on average.
+STATUS_INTERVAL_S = 5
 # Small enough that a SecAgg+ round takes seconds on two shared cores.
 TRAINING = ("local-epochs=1", "image-size=32", "batch-size=8")
 
@@ -101,7 +104,7 @@ class Fleet:
         host = "0.0.0.0" if self.lan else "127.0.0.1"
         args = harness.server_start_args(str(self.server_kit), str(self.server_state), host)
         self.server = self.procs.start(
-            [*args, "--status-interval", "2"], log_file, prefix=self.on_server()
+            [*args, "--status-interval", str(STATUS_INTERVAL_S)], log_file, prefix=self.on_server()
         )
         harness.wait_for(log_file, r"SuperLink pid \d+ serving", 120, self.server)
         return log_file
