@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from client.isolation import CLIENTAPP_STARTS, DEFAULT_POLL_S
+
 __all__ = ["register"]
 
 DEFAULT_STATE = Path("~/.medfleet/site")
@@ -66,15 +68,15 @@ def register(subparsers: Any) -> None:
     )
     start.add_argument(
         "--clientapp-start",
-        choices=("fork", "spawn"),
-        default="fork",
+        choices=CLIENTAPP_STARTS,
+        default=CLIENTAPP_STARTS[0],
         help="fork: each ClientApp task forks a launcher that has torch and MONAI imported "
         "(seconds faster per SecAgg+ stage); spawn: a fresh flwr-clientapp process per task",
     )
     start.add_argument(
         "--poll-interval",
         type=float,
-        default=1.0,
+        default=DEFAULT_POLL_S,
         help="seconds the SuperNode waits before asking the server again when it has no "
         "message (Flower's own: 3); each SecAgg+ round waits it about five times",
     )

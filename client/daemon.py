@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from client.isolation import announce_approvals, launcher_command, process_isolation, python_path
+from client.isolation import (
+    DEFAULT_POLL_S,
+    announce_approvals,
+    launcher_command,
+    process_isolation,
+    python_path,
+)
 from client.runtime_port import bind_failure, check_runtime_port, port_taken_error
 from client.state_lock import StateDirLock
 from shared import kit
@@ -41,8 +47,6 @@ _REFUSED = "Failed to activate SuperNode"
 _STALE_SESSION_S = 75.0
 # Enough of the SuperNode's last output to hold the traceback of why it exited.
 _TAIL_LINES = 40
-# The SuperNode's idle wait between polls (Flower's own is 3 s; see client.supernode).
-DEFAULT_POLL_S = 1.0
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 

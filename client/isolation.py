@@ -14,10 +14,21 @@ from client.runtime_port import RUNTIME_HOST
 if TYPE_CHECKING:
     from client.daemon import SiteKit
 
-__all__ = ["announce_approvals", "launcher_command", "process_isolation", "python_path"]
+__all__ = [
+    "CLIENTAPP_STARTS",
+    "DEFAULT_POLL_S",
+    "announce_approvals",
+    "launcher_command",
+    "process_isolation",
+    "python_path",
+]
 
 log = logging.getLogger("medfleet.site.daemon")
 
+# How the launcher starts a ClientApp task: forked warm (client.warm) or a fresh process.
+CLIENTAPP_STARTS = ("fork", "spawn")
+# The SuperNode's idle wait between polls (Flower's own is 3 s; see client.supernode).
+DEFAULT_POLL_S = 1.0
 # Shared with the launcher so that only it may claim the SuperNode's ClientApp tasks.
 SECRET_NAME = "superexec.secret"
 

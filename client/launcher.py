@@ -39,6 +39,7 @@ from flwr.supercore.superexec.plugin import AutoExecPlugin
 from flwr.supernode.runtime.run_clientapp import pull_task_input, push_message, push_task_output
 
 from client.approval import AppBundle, ApprovalStore, fab_hash
+from client.isolation import CLIENTAPP_STARTS
 from client.warm import ForkingExecutor, preload
 from shared.errors import ConfigError
 
@@ -49,7 +50,6 @@ log = logging.getLogger("medfleet.site.launcher")
 # What Flower's SuperExec signs when the SuperNode holds an auth secret (run_superexec.py).
 _AUTH_METHODS = frozenset({"/flwr.proto.Runtime/AcquireTask"})
 _POLL_S = 0.2
-START_MODES = ("fork", "spawn")
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--superexec-auth-secret-file", default=None)
     parser.add_argument("--parent-pid", type=int, default=None)
     parser.add_argument("--allow-any-app", action="store_true")
-    parser.add_argument("--start", choices=START_MODES, default="fork")
+    parser.add_argument("--start", choices=CLIENTAPP_STARTS, default=CLIENTAPP_STARTS[0])
     args = parser.parse_args(argv)
     fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=logging.INFO, format=fmt)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from shared.tasks.loop import cycle_batches
+from shared.tasks.loop import cycle_batches, make_private
 
 if TYPE_CHECKING:
     from shared.models.gan import GanPair
@@ -61,20 +61,10 @@ def train_private(
     real_target : float
         The discriminator's (smoothed) target for real images.
     """
-    from opacus import PrivacyEngine
-
-    from shared.privacy import quiet_opacus
-
-    quiet_opacus()
     opt_d, opt_g = optimizers
-    disc, dp_opt_d, dp_loader = PrivacyEngine(accountant="rdp").make_private(
-        module=pair.discriminator,
-        optimizer=opt_d,
-        data_loader=loader,
-        noise_multiplier=private.noise_multiplier,
-        max_grad_norm=private.max_grad_norm,
-        poisson_sampling=True,
-    )
+    # Opacus's GradSampleModule, DPOptimizer and DPDataLoader (their own hooks and steps)
+    wrapped: tuple[Any, Any, Any] = make_private(pair.discriminator, opt_d, loader, private)
+    disc, dp_opt_d, dp_loader = wrapped
     if dp_loader.sample_rate > private.sample_rate * (1 + 1e-9):  # never spend unaccounted
         disc._close()
         raise ValueError(

@@ -16,6 +16,7 @@ __all__ = [
     "BatchLoss",
     "autocast_dtype",
     "cycle_batches",
+    "make_private",
     "prepare_model",
     "proximal_term",
     "train_local",
@@ -117,7 +118,7 @@ def train_local(
     dtype = autocast_dtype(settings.device, settings.amp and private is None)
     net: nn.Module = model
     if private is not None:
-        net, optimizer, loader = _make_private(model, optimizer, loader, private)
+        net, optimizer, loader = make_private(model, optimizer, loader, private)
     try:
         return _epochs(net, loader, batch_loss, optimizer, settings, params, global_params, dtype)
     finally:
@@ -125,10 +126,14 @@ def train_local(
             net._close()  # type: ignore[operator]  # removes Opacus's hooks from `model`
 
 
-def _make_private(
+def make_private(
     model: nn.Module, optimizer: torch.optim.Optimizer, loader: Any, private: SiteDpSgd
 ) -> tuple[nn.Module, torch.optim.Optimizer, Any]:
-    """Opacus's PrivacyEngine around the round's model, optimizer and loader."""
+    """Opacus's PrivacyEngine around the round's model, optimizer and loader.
+
+    Returns Opacus's GradSampleModule, DPOptimizer and Poisson-sampling DPDataLoader;
+    the module's ``_close()`` removes its hooks from `model` again.
+    """
     from opacus import PrivacyEngine
 
     from shared.privacy import quiet_opacus
