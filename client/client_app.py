@@ -32,7 +32,8 @@ def build_client_app(overrides: Mapping[str, Any] | None = None) -> ClientApp:
         task = get_task(run)
         data = load_site_cached(task, site.data_dir, site.cache_dir)
         dump = context.node_config.get("debug-dump-dir")
-        return SiteClient(task, data, run, site, Path(str(dump)) if dump else None).to_client()
+        dump_dir = Path(str(dump)) if dump else None
+        return SiteClient(task, data, run, site, dump_dir, context.state).to_client()
 
     # privacy_guard_mod is outermost so that it also scrubs failures inside SecAgg+;
     # dp_client_mod is inside SecAgg+, so an update is clipped before it is masked.

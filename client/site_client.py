@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from flwr.app import ArrayRecord, RecordDict
 from flwr.client import NumPyClient
 from flwr.common import NDArrays, Scalar
 
@@ -14,15 +15,23 @@ from client.fault_injection import Attack, InjectedRaise, parse_attack
 from shared.config import RunConfig, SiteConfig, resolve_device
 from shared.privacy import DpConfig
 from shared.tasks.base import SiteData, Task, TrainSettings
-from shared.weights import check_finite
+from shared.weights import check_finite, norm_state_keys
 
-__all__ = ["SiteClient"]
+__all__ = ["LOCAL_NORM_RECORD", "SiteClient"]
 
 logger = logging.getLogger("medfleet.site")
 
+#: Key of the site's own normalisation layers (FedBN) in the node's persistent state.
+LOCAL_NORM_RECORD = "medfleet.local-norm"
+
 
 class SiteClient(NumPyClient):
-    """Trains and evaluates the global model at one site; returns weights and scores only."""
+    """Trains and evaluates the global model at one site; returns weights and scores only.
+
+    `state` is the node's state that Flower keeps between the rounds of a run (the
+    ClientApp's ``context.state``); with FedBN (`RunConfig.local_norm`) the site's own
+    normalisation layers live there and replace the averaged ones it receives.
+    """
 
     def __init__(
         self,
@@ -31,6 +40,7 @@ class SiteClient(NumPyClient):
         run: RunConfig,
         site: SiteConfig,
         dump_dir: Path | None = None,
+        state: RecordDict | None = None,
     ) -> None:
         self.task = task
         self.data = data
@@ -39,6 +49,33 @@ class SiteClient(NumPyClient):
         self.device = torch.device(resolve_device(site.device))
         self.model = task.build_model()
         self.dump_dir = dump_dir
+        self.state = state if state is not None else RecordDict()
+
+    def _load_global(self, parameters: NDArrays) -> None:
+        """Global weights in; with FedBN the site's own normalisation layers over them."""
+        self.task.set_weights(self.model, parameters)
+        if not self.run.local_norm or LOCAL_NORM_RECORD not in self.state:
+            return
+        record = self.state[LOCAL_NORM_RECORD]
+        assert isinstance(record, ArrayRecord)
+        kept = record.to_torch_state_dict()
+        if set(kept) != set(norm_state_keys(self.model)):
+            logger.warning("local normalisation state does not fit the model: using global")
+            return
+        self.model.load_state_dict(kept, strict=False)
+        logger.debug("FedBN: the site's own %d normalisation tensors replace the global", len(kept))
+
+    def _keep_local_norm(self) -> None:
+        """With FedBN, store the trained normalisation layers in the node's state."""
+        if not self.run.local_norm:
+            return
+        keys = norm_state_keys(self.model)
+        if not keys:
+            logger.warning("local-norm: the model has no normalisation state; FedBN is FedAvg")
+            return
+        state = self.model.state_dict()
+        kept = {k: state[k].detach().cpu().clone() for k in keys}
+        self.state[LOCAL_NORM_RECORD] = ArrayRecord(torch_state_dict=kept)
 
     def _settings(self, config: dict[str, Scalar]) -> TrainSettings:
         return TrainSettings(
@@ -62,10 +99,11 @@ class SiteClient(NumPyClient):
     def fit(
         self, parameters: NDArrays, config: dict[str, Scalar]
     ) -> tuple[NDArrays, int, dict[str, Scalar]]:
-        self.task.set_weights(self.model, parameters)
+        self._load_global(parameters)
         settings = self._settings(config)
         result = self.task.train_round(self.model, self.data, settings)
         self._maybe_fail(settings.server_round)
+        self._keep_local_norm()
         arrays = self._poisoned(parameters, self.task.get_weights(self.model))
         check_finite(arrays, f"site '{self.site.name}' local update")
         if "secagg-max-weight" in config:
@@ -115,7 +153,7 @@ class SiteClient(NumPyClient):
     def evaluate(
         self, parameters: NDArrays, config: dict[str, Scalar]
     ) -> tuple[float, int, dict[str, Scalar]]:
-        self.task.set_weights(self.model, parameters)
+        self._load_global(parameters)
         result = self.task.evaluate(self.model, self.data, self._settings(config))
         logger.info("validation on %d images: %s", result.num_examples, _fmt(result.metrics))
         loss = float(result.metrics.get("loss", 0.0))

@@ -39,6 +39,8 @@ STRATEGIES: dict[str, tuple[type[fl.FedAvg], Callable[[RunConfig], dict[str, Any
             "server_momentum": run.option("server-momentum"),
         },
     ),
+    # FedBN averages like FedAvg; its sites keep their own normalisation (client side).
+    "fedbn": (fl.FedAvg, lambda run: {}),
     "fedprox": (fl.FedProx, lambda run: {"proximal_mu": run.option("proximal-mu")}),
     "fedadagrad": (
         fl.FedAdagrad,

@@ -39,7 +39,7 @@ def run_schema() -> Schema:
 
 
 #: Strategies whose aggregate is the plain mean that `dp = client` calibrates its noise to.
-DP_CLIENT_STRATEGIES = ("fedavg", "fedprox")
+DP_CLIENT_STRATEGIES = ("fedavg", "fedprox", "fedbn")
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,11 @@ class RunConfig:
         run.validate()
         return run
 
+    @property
+    def local_norm(self) -> bool:
+        """FedBN: sites keep their normalisation layers (`strategy = fedbn` or `local-norm`)."""
+        return self.strategy == "fedbn" or bool(self.option("local-norm"))
+
     def option(self, key: str) -> Scalar:
         """A declared key's typed value: from `options`, else the declared default."""
         declared = run_schema().options.get(key)
@@ -175,6 +180,14 @@ class RunConfig:
                 "dp = 'dp-sgd' clips each example's gradient to 'dp-clip-norm'; set "
                 "'grad-clip-norm' = 0"
             )
+        batch_norm = _BATCH_NORM_CHOICES.get(self.task)
+        if batch_norm is not None and self.option(batch_norm[0]) == batch_norm[1]:
+            key, value, instead = batch_norm
+            raise ConfigError(
+                f"dp = 'dp-sgd' needs each example's own gradient, which batch norm mixes "
+                f"across the batch: {key} = '{value}' cannot train with dp-sgd; use "
+                f"{key} = '{instead}'"
+            )
         if self.task == "segmentation" and int(self.option("seg-samples-per-case")) != 1:
             raise ConfigError(
                 "dp = 'dp-sgd' protects one patient per training example: set "
@@ -224,6 +237,12 @@ class RunConfig:
         )
         return out
 
+
+#: task -> (key, value that gives the model batch norm, a value without it).
+_BATCH_NORM_CHOICES = {
+    "classification": ("model", "resnet18", "lesion-cnn"),
+    "segmentation": ("seg-norm", "batch", "instance"),
+}
 
 #: Keys held in RunConfig's own fields, range-checked again by `validate`.
 _TYPED_KEYS = (

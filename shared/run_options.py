@@ -20,6 +20,7 @@ STRATEGY_NAMES = (
     "fedavg",
     "fedavgm",
     "fedprox",
+    "fedbn",
     "fedadagrad",
     "fedadam",
     "fedyogi",
@@ -58,6 +59,12 @@ FEDERATION = (
 
 STRATEGY = (
     Option("strategy", str, "fedavg", "aggregation rule", choices=STRATEGY_NAMES),
+    Option(
+        "local-norm",
+        bool,
+        False,
+        "FedBN: each site keeps its own normalisation layers between rounds (on with fedbn)",
+    ),
     Option("proximal-mu", float, 0.01, "fedprox: weight of the proximal term", low=0, high=100),
     Option("server-lr", float, 0.01, "fedadam/fedyogi/fedadagrad/fedavgm: server step", low=1e-8),
     Option("server-momentum", float, 0.9, "fedavgm: server momentum", low=0, high=0.999),

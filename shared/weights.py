@@ -10,12 +10,33 @@ from torch import nn
 
 from shared.errors import UpdateError
 
-__all__ = ["check_finite", "get_weights", "set_weights"]
+__all__ = ["NORM_LAYERS", "check_finite", "get_weights", "norm_state_keys", "set_weights"]
+
+#: Normalisation layers, the ones FedBN keeps at each site: batch and instance norm
+#: (torch's `_NormBase`), group norm and layer norm.
+NORM_LAYERS: tuple[type[nn.Module], ...] = (
+    nn.modules.batchnorm._NormBase,
+    nn.GroupNorm,
+    nn.LayerNorm,
+)
 
 
 def get_weights(model: nn.Module) -> list[np.ndarray]:
     """Return every state-dict entry (parameters and buffers) as a NumPy array, in order."""
     return [t.detach().cpu().numpy().copy() for t in model.state_dict().values()]
+
+
+def norm_state_keys(model: nn.Module) -> list[str]:
+    """State-dict keys of the normalisation layers' parameters and statistics, in order.
+
+    Empty for a model whose normalisation holds no state (e.g. affine-free instance norm).
+    """
+    keys = []
+    for prefix, module in model.named_modules():
+        if isinstance(module, NORM_LAYERS):
+            head = f"{prefix}." if prefix else ""
+            keys += [head + name for name in module.state_dict()]
+    return keys
 
 
 def check_finite(arrays: Sequence[np.ndarray], what: str = "model update") -> None:

@@ -54,10 +54,29 @@ class ClassificationTask(Task):
     def __init__(self, config: RunConfig) -> None:
         super().__init__(config)
         self.image_size = int(config.option("image-size"))
+        self.network = str(config.option("model"))
         self.val_fraction = float(config.option("val-fraction"))
 
     def build_model(self) -> nn.Module:
+        """LesionCNN, or MONAI's ResNet-18 (`model = resnet18`).
+
+        Below 96 pixels the ResNet takes the small-image stem that MedMNIST's ResNet-18
+        (28) uses (3x3 stride-1 first convolution, no max pooling); from 96 up, the
+        ImageNet stem (7x7 stride 2, max pooling).
+        """
         torch.manual_seed(self.config.seed)
+        if self.network == "resnet18":
+            from monai.networks.nets import resnet18
+
+            small = self.image_size < 96
+            return resnet18(
+                spatial_dims=2,
+                n_input_channels=1,
+                num_classes=2,
+                conv1_t_size=3 if small else 7,
+                conv1_t_stride=1 if small else 2,
+                no_max_pool=small,
+            )
         return LesionCNN(in_channels=1, num_classes=2)
 
     def _transforms(self, train: bool) -> Compose:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from shared.schema import Option
 
-__all__ = ["OPTIONS", "VAL_FRACTION"]
+__all__ = ["CLASSIFIERS", "OPTIONS", "VAL_FRACTION"]
+
+#: Networks of the `model` key: MedFleet's small LesionCNN (group norm) or MONAI's
+#: ResNet-18 (batch norm, 11 M parameters; the MedMNIST v2 reference model).
+CLASSIFIERS = ("lesion-cnn", "resnet18")
 
 #: Patients held out for validation at each site (shared with the GAN task).
 VAL_FRACTION = Option(
@@ -13,5 +17,6 @@ VAL_FRACTION = Option(
 
 OPTIONS = (
     Option("image-size", int, 64, "side of the square network input", low=16, high=512),
+    Option("model", str, "lesion-cnn", "classifier network", choices=CLASSIFIERS),
     VAL_FRACTION,
 )

@@ -24,6 +24,13 @@ OPTIONS = (
     Option("seg-num-classes", int, 3, "output classes including background", low=2, high=16),
     Option("seg-channels", str, "16,32,64,128", "U-Net feature maps per level, comma-separated"),
     Option("seg-res-units", int, 2, "residual units per U-Net block", low=0, high=4),
+    Option(
+        "seg-norm",
+        str,
+        "instance",
+        "U-Net normalisation: instance (affine-free) or batch (what FedBN keeps at each site)",
+        choices=("instance", "batch"),
+    ),
     Option("seg-samples-per-case", int, 4, "patches per case per epoch", low=1, high=32),
     Option("seg-val-fraction", float, 0.2, "fraction of patients held out", low=0.01, high=0.99),
 )
@@ -66,6 +73,9 @@ class SegOptions:
         Feature maps per U-Net level; each level after the first halves the resolution.
     res_units : int
         Residual units per U-Net block (0 gives plain convolutions).
+    norm : str
+        ``instance`` (affine-free, no statistics: every state entry is a weight) or
+        ``batch`` (learned scale and running statistics, which FedBN keeps at each site).
     samples_per_case : int
         Random patches drawn from each training case per epoch.
     val_fraction : float
@@ -77,6 +87,7 @@ class SegOptions:
     num_classes: int = 3
     channels: tuple[int, ...] = DEFAULT_CHANNELS
     res_units: int = 2
+    norm: str = "instance"
     samples_per_case: int = 4
     val_fraction: float = 0.2
 
@@ -101,6 +112,7 @@ class SegOptions:
             num_classes=int(_value(options, "seg-num-classes")),
             channels=channels,
             res_units=int(_value(options, "seg-res-units")),
+            norm=str(_value(options, "seg-norm")),
             samples_per_case=int(_value(options, "seg-samples-per-case")),
             val_fraction=float(_value(options, "seg-val-fraction")),
         )

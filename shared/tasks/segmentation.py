@@ -33,8 +33,9 @@ class SegmentationTask(Task):
 
     Trains on random 3D patches (or 2D axial slices) with Dice + cross-entropy and scores
     whole volumes by sliding-window inference: Dice and HD95 (mm) per class and mean.
-    The U-Net uses instance norm without running statistics, so every state entry is a
-    learned weight that FedAvg and SecAgg+ treat alike. Run-config keys: see `SegOptions`.
+    By default the U-Net uses instance norm without running statistics, so every state
+    entry is a learned weight that FedAvg and SecAgg+ treat alike; ``seg-norm = batch``
+    gives it batch norm for FedBN. Run-config keys: see `SegOptions`.
     """
 
     name: ClassVar[str] = "segmentation"
@@ -60,7 +61,7 @@ class SegmentationTask(Task):
             channels=self.options.channels,
             strides=self.options.strides,
             num_res_units=self.options.res_units,
-            norm="instance",  # affine-free, no running statistics: nothing but weights
+            norm=self.options.norm,
         )
 
     def loss_function(self) -> nn.Module:

@@ -5,10 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from server.checkpoint import load_checkpoint
 from shared.config import RunConfig
 from shared.tasks import get_task
+from shared.tasks.base import TrainSettings
 from simulations.runner import SimulationOptions, run_simulation_job
 from simulations.synth import generate_sites
 
@@ -26,6 +28,17 @@ def _run(tmp_path: Path, sites: int, rounds: int, scale: float, **extra: object)
         }
     )
     return run_simulation_job(SimulationOptions(run, sites, data, synth_scale=scale))
+
+
+def _global_val_loss(tmp_path: Path, site: str, server_round: int, **extra: object) -> float:
+    """Validation loss of a round's global checkpoint on a site's data, scored in the test."""
+    task = get_task(RunConfig.from_mapping(dict(extra)))
+    model = task.build_model()
+    checkpoint = tmp_path / "out" / "checkpoints" / f"round-{server_round}.npz"
+    task.set_weights(model, list(load_checkpoint(checkpoint).state.values()))
+    data = task.load_site(tmp_path / "data" / site)
+    settings = TrainSettings(1, 16, 1e-3, 42, torch.device("cpu"))
+    return task.evaluate(model, data, settings).metrics["loss"]
 
 
 def test_two_sites_two_rounds_change_weights_and_all_sites_report(tmp_path: Path) -> None:
@@ -58,16 +71,21 @@ def test_two_sites_two_rounds_change_weights_and_all_sites_report(tmp_path: Path
     on_disk = json.loads((tmp_path / "out" / "run.json").read_text())
     assert on_disk == record
     assert (tmp_path / "out" / "global_model.pt").is_file()
+    # FedAvg: a site validates exactly the round's global model
+    reported = record["rounds"][1]["evaluate"]["sites"]["site-2"]["loss"]
+    assert reported == pytest.approx(_global_val_loss(tmp_path, "site-2", 2), rel=1e-5)
 
 
-@pytest.mark.slow
-def test_federated_cnn_learns_the_synthetic_task(tmp_path: Path) -> None:
-    # Execute: the demo's schedule (3 non-IID sites, 2 local epochs per round)
-    record = _run(tmp_path, sites=3, rounds=8, scale=1.0, **{"local-epochs": 2})
+def test_fedbn_sites_validate_with_their_own_normalisation_layers(tmp_path: Path) -> None:
+    # Prepare: ResNet-18's batch norm statistics follow each site's scanner
+    resnet = {"model": "resnet18", "image-size": 32}
+    # Execute
+    record = _run(tmp_path, sites=2, rounds=2, scale=0.2, strategy="fedbn", **resnet)
 
-    # Assert: pooled validation AUC (66 images, standard error about 0.06) clearly above
-    # chance (0.5) at the end, and better than after the first round.
-    auc = [r["evaluate"]["aggregated"]["auc"] for r in record["rounds"]]
-    assert auc[-1] >= 0.65, auc
-    assert max(auc[-3:]) >= 0.70, auc
-    assert max(auc[-3:]) > auc[0], auc
+    # Assert: each site scored the global weights under its own normalisation layers
+    # (kept in Flower's node state between rounds), not the averaged ones it was sent;
+    # under FedAvg the two agree to 1e-5 (test above).
+    assert record["status"] == "completed"
+    for site in ("site-1", "site-2"):
+        reported = record["rounds"][1]["evaluate"]["sites"][site]["loss"]
+        assert reported != pytest.approx(_global_val_loss(tmp_path, site, 2, **resnet), rel=2e-3)
