@@ -32,6 +32,17 @@ logger = logging.getLogger("medfleet.server")
 
 #: How often the round loop asks the SuperLink for the sites' replies (seconds).
 POLL_SECONDS = 0.25
+#: The same under the simulation engine, whose grid reads the replies from memory.
+IN_MEMORY_POLL_SECONDS = 0.01
+
+
+def poll_seconds(grid: Grid) -> float:
+    """The reply polling interval for `grid`: short where a pull is a lookup in memory."""
+    try:
+        from flwr.superlink.grid.inmemory_grid import InMemoryGrid
+    except ImportError:  # another Flower layout: keep the interval that suits any grid
+        return POLL_SECONDS
+    return IN_MEMORY_POLL_SECONDS if isinstance(grid, InMemoryGrid) else POLL_SECONDS
 
 
 class BoundedClientManager(SimpleClientManager):
@@ -144,7 +155,7 @@ class MedFleetWorkflow:
         strategy = cast(RecordingStrategy, context.strategy)
         thread, stop, ready = start_update_client_manager_thread(grid, context.client_manager)
         ready.wait()
-        exchanges = _BoundedGrid(grid, self.round_timeout)
+        exchanges = _BoundedGrid(grid, self.round_timeout, poll_seconds(grid))
         bounded = cast(Grid, exchanges)
         try:
             default_init_params_workflow(grid, context)

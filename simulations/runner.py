@@ -75,6 +75,10 @@ def run_simulation_job(options: SimulationOptions) -> dict[str, Any]:
 
     from client.client_app import build_client_app
     from server.server_app import build_server_app
+    from simulations.pickup import quicker_pickup
+
+    if not quicker_pickup():
+        logger.debug("this Flower release feeds the sites differently: its own pickup wait")
 
     prepare_data(options)
     out_dir = Path(options.run.out_dir)

@@ -24,6 +24,7 @@ from shared.data import read_label_manifest, split_by_patient
 from shared.data.intensity import ScaleByModalityd
 from shared.data.listing import file_signature
 from shared.data.manifest import label_summary
+from shared.data.untracked import UntrackedCompose
 from shared.dicom import ImageRecord, index_folder
 from shared.dicom.transforms import LoadDicomImaged
 from shared.errors import DataError
@@ -85,14 +86,17 @@ class ClassificationTask(Task):
             LoadDicomImaged(keys="image"),
             ScaleByModalityd("image"),
             Resized("image", spatial_size=size),
+            # Cached as a plain tensor: augmentation below needs no MetaTensor history.
+            EnsureTyped(keys="image", dtype=torch.float32, track_meta=False),
         ]
         if train:
-            steps += [
+            augment = [
                 RandFlipd("image", prob=0.5, spatial_axis=0),
                 RandFlipd("image", prob=0.5, spatial_axis=1),
                 RandGaussianNoised("image", prob=0.3, std=0.02),
+                EnsureTyped(keys="image", dtype=torch.float32, track_meta=False),
             ]
-        steps.append(EnsureTyped(keys="image", dtype=torch.float32, track_meta=False))
+            steps.append(UntrackedCompose(augment))
         return Compose(steps)
 
     def load_site(self, site_dir: Path, cache_dir: Path | None = None) -> SiteData:
@@ -141,7 +145,11 @@ class ClassificationTask(Task):
             # are the cache key, so they name the input size the cached arrays have.
             keyed = [{**item, "cache_key": f"classification-{self.image_size}"} for item in items]
             return PersistentDataset(keyed, transform, cache_dir=cache_dir)
-        return CacheDataset(items, transform, cache_rate=1.0, num_workers=0, progress=False)
+        # No copy of the cached item per access: the augmentation builds new dicts and
+        # tensors and never writes into its input.
+        return CacheDataset(
+            items, transform, cache_rate=1.0, num_workers=0, progress=False, copy_cache=False
+        )
 
     def batch_loss(
         self, model: nn.Module, batch: Any, data: SiteData, settings: TrainSettings

@@ -125,3 +125,15 @@ def test_error_replies_are_kept_for_the_rounds_error_message() -> None:
         f"; sites replied with errors: {refusal} | {refusal.replace('site-b', 'site-c')}"
     )
     assert _site_errors([]) == ""
+
+
+def test_replies_are_polled_often_from_memory_and_every_quarter_second_over_http() -> None:
+    # Prepare
+    from flwr.superlink.grid.inmemory_grid import InMemoryGrid
+
+    from server.workflow import IN_MEMORY_POLL_SECONDS, POLL_SECONDS, poll_seconds
+
+    in_memory = InMemoryGrid.__new__(InMemoryGrid)  # no LinkState needed to ask its kind
+    # Execute / Assert
+    assert poll_seconds(cast(Grid, in_memory)) == IN_MEMORY_POLL_SECONDS == 0.01
+    assert poll_seconds(cast(Grid, _FakeGrid([]))) == POLL_SECONDS == 0.25
