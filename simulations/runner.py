@@ -71,6 +71,9 @@ def run_simulation_job(options: SimulationOptions) -> dict[str, Any]:
     # Ray's future default (leave CUDA_VISIBLE_DEVICES alone when no GPU is asked for);
     # setting it also silences Ray's warning about the change.
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    # Ray runs its workers at nice 15 so that a driver stays responsive; here the sites'
+    # training is the job, and at 15 any other busy process on the machine starves it.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     from flwr.simulation import run_simulation
 
     from client.client_app import build_client_app
