@@ -98,15 +98,28 @@ def _model_bytes() -> int:
     return sum(a.nbytes for a in task.get_weights(task.build_model()))
 
 
+def _key(setup: Setup) -> str:
+    """The `--setups` name: tls, secagg, secagg-flower."""
+    return setup.name.split(",")[0] + ("-flower" if "," in setup.name else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sites", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--setups",
+        nargs="+",
+        choices=[_key(s) for s in SETUPS],
+        default=None,
+        help="which deployments to measure (default: all; tls is always the baseline)",
+    )
     args = parser.parse_args(argv)
+    chosen = [s for s in SETUPS if args.setups is None or _key(s) in {*args.setups, "tls"}]
     sites = tuple(f"site-{chr(ord('a') + i)}" for i in range(args.sites))
     results: dict[str, Measured] = {}
     with tempfile.TemporaryDirectory(prefix="medfleet-secure-") as tmp:
-        for i, setup in enumerate(SETUPS):
+        for i, setup in enumerate(chosen):
             started = time.monotonic()
             results[setup.name] = measure(setup, Path(tmp) / str(i), sites, args.rounds)
             print(f"{setup.name}: done in {time.monotonic() - started:.0f} s", flush=True)

@@ -5,11 +5,10 @@ from flwr.supercore.task_identity import TaskIdentity
 
 #: `make test` runs `pytest -n 2 --dist loadscope`: these tests (real federations that
 #: mostly wait on sites and round-timeouts) run in order on one worker while everything
-#: else runs in order on the other: about 13 minutes on 2 cores instead of 20 in one.
+#: else runs in order on the other (the split that balances the two halves best).
 BESIDE = (
     "tests/deployment/test_faults.py",
     "tests/deployment/federation/",
-    "tests/privacy/test_deployment_no_identifier_leaves.py",
 )
 
 

@@ -24,7 +24,7 @@ from shared.data import read_label_manifest, split_by_patient
 from shared.data.intensity import ScaleByModalityd
 from shared.data.listing import file_signature
 from shared.data.manifest import label_summary
-from shared.data.untracked import UntrackedCompose
+from shared.data.untracked import Untracked
 from shared.dicom import ImageRecord, index_folder
 from shared.dicom.transforms import LoadDicomImaged
 from shared.errors import DataError
@@ -90,13 +90,12 @@ class ClassificationTask(Task):
             EnsureTyped(keys="image", dtype=torch.float32, track_meta=False),
         ]
         if train:
-            augment = [
-                RandFlipd("image", prob=0.5, spatial_axis=0),
-                RandFlipd("image", prob=0.5, spatial_axis=1),
-                RandGaussianNoised("image", prob=0.3, std=0.02),
+            steps += [
+                Untracked(RandFlipd("image", prob=0.5, spatial_axis=0)),
+                Untracked(RandFlipd("image", prob=0.5, spatial_axis=1)),
+                Untracked(RandGaussianNoised("image", prob=0.3, std=0.02)),
                 EnsureTyped(keys="image", dtype=torch.float32, track_meta=False),
             ]
-            steps.append(UntrackedCompose(augment))
         return Compose(steps)
 
     def load_site(self, site_dir: Path, cache_dir: Path | None = None) -> SiteData:

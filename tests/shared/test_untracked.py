@@ -1,45 +1,58 @@
-"""UntrackedCompose: MONAI augmentation on plain tensors, the same draws, tracking restored."""
+"""Untracked: MONAI augmentation on plain tensors, the very same draws, tracking restored."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from monai.data import MetaTensor, get_track_meta
-from monai.transforms import Compose, Lambdad, RandFlipd, RandGaussianNoised
+from monai.transforms import Compose, EnsureTyped, Lambdad, RandFlipd, RandGaussianNoised
 
-from shared.data.untracked import UntrackedCompose
-
-
-def _augment() -> list[object]:
-    return [
-        RandFlipd("image", prob=0.5, spatial_axis=0),
-        RandGaussianNoised("image", prob=1.0, std=0.1),
-    ]
+from shared.data.untracked import Untracked
 
 
-def test_same_seed_gives_the_same_images_as_a_plain_compose_but_as_plain_tensors() -> None:
-    # Prepare
+def _pipeline(wrap: bool) -> Compose:
+    def maybe(t: object) -> object:
+        return Untracked(t) if wrap else t  # type: ignore[arg-type]
+
+    return Compose(
+        [
+            EnsureTyped(keys="image"),
+            maybe(RandFlipd("image", prob=0.5, spatial_axis=0)),
+            maybe(RandGaussianNoised("image", prob=0.5, std=0.1)),
+        ]
+    )
+
+
+def test_a_pipeline_draws_the_same_images_with_and_without_it_but_plain_tensors() -> None:
+    # Prepare: the seeding a MONAI DataLoader does, through the pipeline's own Compose
     image = torch.arange(16.0).reshape(1, 4, 4)
-    tracked, untracked = Compose(_augment()), UntrackedCompose(_augment())
+    tracked, untracked = _pipeline(wrap=False), _pipeline(wrap=True)
     tracked.set_random_state(seed=3)
     untracked.set_random_state(seed=3)
     # Execute
-    expected = [tracked({"image": MetaTensor(image)})["image"] for _ in range(4)]
-    got = [untracked({"image": MetaTensor(image)})["image"] for _ in range(4)]
+    expected = [tracked({"image": MetaTensor(image)})["image"] for _ in range(8)]
+    got = [untracked({"image": MetaTensor(image)})["image"] for _ in range(8)]
     # Assert
     for want, out in zip(expected, got, strict=True):
         assert type(out) is torch.Tensor
         assert torch.equal(out, want.as_tensor())
+    assert len({tuple(g.flatten().tolist()) for g in got}) > 1  # it did draw
     assert get_track_meta() is True
 
 
-def test_tracking_comes_back_on_when_a_transform_raises() -> None:
+def test_tracking_comes_back_on_when_the_transform_raises() -> None:
     # Prepare
-    def boom(_: object) -> object:
-        raise RuntimeError("broken")
+    class _Broken(RandFlipd):
+        def __call__(self, data: object) -> object:  # type: ignore[override]
+            raise RuntimeError("broken")
 
-    broken = UntrackedCompose([Lambdad("image", boom)])
     # Execute / Assert
-    with pytest.raises(RuntimeError, match="applying transform"):
-        broken({"image": torch.zeros(1, 2, 2)})
+    with pytest.raises(RuntimeError, match="broken"):
+        Untracked(_Broken("image"))({"image": torch.zeros(1, 2, 2)})
     assert get_track_meta() is True
+
+
+def test_a_deterministic_transform_is_refused() -> None:
+    # Execute / Assert
+    with pytest.raises(TypeError, match="not random"):
+        Untracked(Lambdad("image", lambda x: x))
