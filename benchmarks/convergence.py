@@ -262,7 +262,12 @@ def federated(run: RunConfig, prepared: Prepared, test: SiteData) -> dict[str, A
 
 
 def run_dataset(
-    prepared: Prepared, methods: list[str], seed: int, work: Path, schedule: Schedule
+    prepared: Prepared,
+    methods: list[str],
+    seed: int,
+    work: Path,
+    schedule: Schedule,
+    save: Callable[[dict[str, Any]], None],
 ) -> dict[str, Any]:
     metric = prepared.metric
     probe = run_config(prepared, schedule, seed, work / "unused")
@@ -293,6 +298,7 @@ def run_dataset(
                 **FEDERATED[method],
             )
             out[method] = federated(run, prepared, test)
+        save(out)  # a long benchmark keeps every method it finished
         logger.info("%s %s: %.0f s", prepared.name, method, time.monotonic() - started)
         print(f"  {prepared.name} {method}: {_summary(out[method], metric)}", flush=True)
     return out
@@ -377,6 +383,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--rounds", type=int, default=None, help="override every schedule")
     parser.add_argument("--local-epochs", type=int, default=None, help="override every schedule")
+    parser.add_argument(
+        "--set",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="run-config key over every schedule's options, e.g. model=lesion-cnn",
+    )
     parser.add_argument("--work", type=Path, default=Path("runs/bench-convergence"))
     parser.add_argument("--result", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -399,16 +413,21 @@ def main(argv: list[str] | None = None) -> int:
         else:
             prepared = prepare_medmnist(args.data.resolve(), dataset, work, args.seed)
         schedule = SCHEDULES[dataset.split("-")[0]]
+        extra = dict(option.split("=", 1) for option in args.options)
         schedule = Schedule(
             args.rounds or schedule.rounds,
             args.local_epochs or schedule.local_epochs,
-            schedule.options,
+            {**schedule.options, **extra},
         )
         entry = results.setdefault("datasets", {}).setdefault(dataset, {})
-        entry.update(run_dataset(prepared, args.methods, args.seed, work, schedule))
         entry["metric"] = prepared.metric
-        result_path.parent.mkdir(parents=True, exist_ok=True)
-        result_path.write_text(json.dumps(results, indent=2, default=str))
+
+        def save(done: dict[str, Any], entry: dict[str, Any] = entry) -> None:
+            entry.update(done)
+            result_path.parent.mkdir(parents=True, exist_ok=True)
+            result_path.write_text(json.dumps(results, indent=2, default=str))
+
+        run_dataset(prepared, args.methods, args.seed, work, schedule, save)
     for dataset, entry in results.get("datasets", {}).items():
         print("\n" + table(dataset, entry, entry["metric"]))
     print(f"\nresult: {result_path}")

@@ -150,10 +150,19 @@ class Task(ABC):
         return RoundResult(data.num_train, metrics)
 
     def train_loader(self, data: SiteData, settings: TrainSettings) -> Iterable[Any]:
-        """The round's shuffled training batches (MONAI's loader seeds random transforms)."""
+        """The round's shuffled training batches (MONAI's loader seeds random transforms).
+
+        On CUDA the batches are built in pinned memory, so that `batch_loss` can copy them
+        to the GPU without blocking (``non_blocking=True``).
+        """
         from monai.data import DataLoader
 
-        return DataLoader(data.train, batch_size=settings.batch_size, shuffle=True)
+        return DataLoader(
+            data.train,
+            batch_size=settings.batch_size,
+            shuffle=True,
+            pin_memory=settings.device.type == "cuda",
+        )
 
     def batch_loss(
         self, model: nn.Module, batch: Any, data: SiteData, settings: TrainSettings

@@ -154,8 +154,8 @@ class ClassificationTask(Task):
         self, model: nn.Module, batch: Any, data: SiteData, settings: TrainSettings
     ) -> tuple[torch.Tensor, int]:
         """Class-weighted cross-entropy of one batch of images and labels."""
-        images = batch["image"].to(settings.device)
-        targets = batch["label"].long().to(settings.device)
+        images = batch["image"].to(settings.device, non_blocking=True)
+        targets = batch["label"].long().to(settings.device, non_blocking=True)
         # Inverse-frequency weights: each site's prevalence differs (non-IID), and without
         # them a rare malignant class is never predicted at the 0.5 threshold.
         weights = torch.as_tensor(data.extras["class_weights"], dtype=torch.float32)

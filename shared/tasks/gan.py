@@ -136,6 +136,7 @@ class GanTask(Task):
             shuffle=True,
             # Opacus samples at 1 / len(loader): never above batch_size / n, as accounted
             drop_last=not private and data.num_train > settings.batch_size,
+            pin_memory=settings.device.type == "cuda",
         )
         steps = self.steps or settings.local_epochs * len(loader)
         if private and settings.dp is not None:
@@ -149,7 +150,7 @@ class GanTask(Task):
             return RoundResult(data.num_train, {**totals, **budget.metrics(settings.server_round)})
         totals = {"train_d_loss": 0.0, "train_g_loss": 0.0}
         for batch in cycle_batches(loader, steps):
-            real = batch["image"].to(settings.device)
+            real = batch["image"].to(settings.device, non_blocking=True)
             d_loss, g_loss = _train_step(pair, real, opt_d, opt_g, settings.grad_clip_norm)
             totals["train_d_loss"] += d_loss / steps
             totals["train_g_loss"] += g_loss / steps

@@ -123,8 +123,8 @@ class SegmentationTask(Task):
         self, model: nn.Module, batch: Any, data: SiteData, settings: TrainSettings
     ) -> tuple[torch.Tensor, int]:
         """Dice + cross-entropy of one batch of patches (or slices) and their labels."""
-        images = batch["image"].to(settings.device)
-        labels = batch["label"].to(settings.device)
+        images = batch["image"].to(settings.device, non_blocking=True)
+        labels = batch["label"].to(settings.device, non_blocking=True)
         return self.loss_function()(model(images), labels), len(images)
 
     def make_optimizer(self, model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:

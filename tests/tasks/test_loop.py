@@ -275,3 +275,13 @@ def test_a_task_without_predict_names_the_missing_hook() -> None:
     # Execute / Assert
     with pytest.raises(NotImplementedError, match="'toy' does not define predict"):
         task.predict(task.build_model(), Path("unused"), settings())
+
+
+def test_training_batches_are_pinned_for_cuda_only() -> None:
+    # Prepare
+    task, data = ToyTask(RunConfig()), ToyTask(RunConfig()).load_site(Path("unused"))
+    # Execute
+    on_cuda = task.train_loader(data, settings(device=torch.device("cuda")))
+    on_cpu = task.train_loader(data, settings(device=torch.device("cpu")))
+    # Assert
+    assert (on_cuda.pin_memory, on_cpu.pin_memory) == (True, False)  # type: ignore[attr-defined]
