@@ -105,6 +105,7 @@ class RecordingStrategy(Strategy):
     ) -> tuple[Parameters | None, dict[str, Scalar]]:
         self._dump_received("fit", server_round, results, failures)
         self._learn_names(results)
+        results = self._in_site_order(results)
         kept, rejected = self._screen(server_round, results)
         replied = {proxy.node_id for proxy, _ in results}
         dropped = [self._name(n) for n in self._sampled.get(server_round, []) if n not in replied]
@@ -156,6 +157,7 @@ class RecordingStrategy(Strategy):
         self._dump_received("evaluate", server_round, results, failures)
         results = [(p, r) for p, r in results if r.num_examples > 0]
         self._learn_names(results)
+        results = self._in_site_order(results)
         loss, _ = self.inner.aggregate_evaluate(server_round, results, failures)
         per_site = {
             self._name(p.node_id): {**r.metrics, "num_examples_val": r.num_examples}
@@ -187,6 +189,12 @@ class RecordingStrategy(Strategy):
         """Remember each replying node's site name (from its metrics) for later rounds."""
         for proxy, res in results:
             self.site_names[proxy.node_id] = str(res.metrics.get("site", f"node-{proxy.node_id}"))
+
+    def _in_site_order(self, results: list[Any]) -> list[Any]:
+        """Replies sorted by site name: they arrive in whatever order the sites finish, and
+        the sums of an aggregation differ in their last bits with the order, which a few
+        rounds of training grow into different models. Sorted, a run is reproducible."""
+        return sorted(results, key=lambda pair: (self._name(pair[0].node_id), pair[0].node_id))
 
     def _name(self, node_id: int) -> str:
         return self.site_names.get(node_id, f"node-{node_id}")

@@ -3,16 +3,14 @@
 import pytest
 from flwr.supercore.task_identity import TaskIdentity
 
-#: `make test` runs `pytest -n 4 --dist loadscope`, and each of these groups runs in order
-#: on a worker of its own while everything else runs on the fourth. The real federations
-#: mostly wait on their sites and round-timeouts (the suite keeps 2 cores about 60 % busy
-#: in two halves), so four workers share the cores; a group keeps the tests that share a
-#: module or package fixture (the healthy federation, the robustness sites) together.
+#: `make test` runs `pytest -n 2 --dist loadscope`: the tests in the "beside" group (real
+#: federations that mostly wait on their sites and round-timeouts) run in order on one
+#: worker while everything else runs in order on the other. A group keeps the tests that
+#: share a package fixture (the healthy federation) together. Four workers, one per
+#: federation group, were slower on 2 cores (14.9 min against 13.4).
 GROUPS = {
-    "tests/deployment/test_faults.py": "faults",
-    "tests/deployment/federation/": "federation",
-    "tests/privacy/test_deployment_no_identifier_leaves.py": "federation",
-    "tests/integration/test_robustness.py": "robustness",
+    "tests/deployment/test_faults.py": "beside",
+    "tests/deployment/federation/": "beside",
 }
 
 

@@ -196,3 +196,18 @@ def test_each_round_records_when_it_started_and_how_long_it_and_its_training_too
     assert entry["seconds"] == pytest.approx(5.5)
     assert entry["fit_seconds"] == pytest.approx(3.25)
     assert entry["started"][:4].isdigit() and "T" in entry["started"]
+
+
+def test_the_global_model_does_not_depend_on_the_order_the_sites_replied(tmp_path: Path) -> None:
+    # Prepare: five sites' updates with weights whose float sums differ by order
+    strategy_1, strategy_2 = _strategy(tmp_path / "1"), _strategy(tmp_path / "2")
+    updates = _updates(strategy_1, "abcde", scale=0.3)
+    counts = {"a": 7, "b": 13, "c": 29, "d": 3, "e": 11}
+    replies = [_fit_res(updates[s], counts[s], s, k) for k, s in enumerate("abcde", start=1)]
+    # Execute
+    first, _ = strategy_1.aggregate_fit(1, replies, [])
+    second, _ = strategy_2.aggregate_fit(1, replies[::-1], [])
+    # Assert: bit-identical, not merely close
+    assert first is not None and second is not None
+    for a, b in zip(parameters_to_ndarrays(first), parameters_to_ndarrays(second), strict=True):
+        assert a.tobytes() == b.tobytes()
