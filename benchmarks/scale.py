@@ -3,7 +3,8 @@
 Usage:
     python benchmarks/scale.py [--sites 3 10 30 100] [--rounds 4] [--scale 0.1]
 
-Every site is a small synthetic lesion site (``--scale`` of the demo's size, about 12
+Every site is a small synthetic lesion site (the generator makes up to 64 distinct ones;
+sites beyond are copies of them in folders of their own) (``--scale`` of the demo's size, about 12
 images) and trains the classification task's LesionCNN at 32 px for one local epoch, so
 the numbers show how MedFleet's simulation grows with the number of sites, not training.
 Sites run in as many Ray actors as there are cores; each actor keeps the prepared data of
@@ -20,6 +21,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import statistics
 import sys
 import threading
@@ -34,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from shared.config import RunConfig  # noqa: E402
 from simulations.runner import SimulationOptions, run_simulation_job  # noqa: E402
 from simulations.synth import generate_sites  # noqa: E402
+from simulations.synth.sites import MAX_SITES  # noqa: E402
 
 
 class PeakMemory:
@@ -73,7 +76,12 @@ class PeakMemory:
 def run_sites(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     data = work / f"data-{n}"
     if not (data / f"site-{n}").is_dir():
-        generate_sites(data, n_sites=n, seed=42, scale=args.scale)
+        shutil.rmtree(data, ignore_errors=True)
+        generate_sites(data, n_sites=min(n, MAX_SITES), seed=42, scale=args.scale)
+        # The generator draws at most MAX_SITES distinct sites; further ones are copies
+        # (own folders, so each is indexed, decoded and cached as a site of its own).
+        for k in range(MAX_SITES + 1, n + 1):
+            shutil.copytree(data / f"site-{(k - 1) % MAX_SITES + 1}", data / f"site-{k}")
     run = RunConfig.from_mapping(
         {
             "num-server-rounds": args.rounds,
