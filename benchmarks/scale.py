@@ -3,10 +3,11 @@
 Usage:
     python benchmarks/scale.py [--sites 3 10 30 100] [--rounds 4] [--scale 0.1]
 
-Every site is a small synthetic lesion site (the generator makes up to 64 distinct ones;
-sites beyond are copies of them in folders of their own) (``--scale`` of the demo's size, about 12
-images) and trains the classification task's LesionCNN at 32 px for one local epoch, so
-the numbers show how MedFleet's simulation grows with the number of sites, not training.
+Every site is a small synthetic lesion site, ``--scale`` of the demo's size (about 12
+images; the generator makes up to 64 distinct sites, and sites beyond are copies of them
+in folders of their own), and trains the classification task's LesionCNN at 32 px for
+one local epoch, so the numbers show how MedFleet's simulation grows with the number of
+sites, not training.
 Sites run in as many Ray actors as there are cores; each actor keeps the prepared data of
 at most 8 sites (`client/data_cache.py`), so memory is bounded and, beyond 16 sites, a
 site's images are decoded again each round. Peak memory is the largest sum of resident
