@@ -47,7 +47,7 @@ from torch.utils.data import ConcatDataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from server.checkpoint import load_checkpoint  # noqa: E402
-from shared.config import RunConfig  # noqa: E402
+from shared.config import RunConfig, parse_overrides  # noqa: E402
 from shared.tasks import get_task  # noqa: E402
 from shared.tasks.base import SiteData, Task, TrainSettings  # noqa: E402
 from shared.tasks.classification import class_weights  # noqa: E402
@@ -413,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             prepared = prepare_medmnist(args.data.resolve(), dataset, work, args.seed)
         schedule = SCHEDULES[dataset.split("-")[0]]
-        extra = dict(option.split("=", 1) for option in args.options)
+        extra = parse_overrides(args.options)
         schedule = Schedule(
             args.rounds or schedule.rounds,
             args.local_epochs or schedule.local_epochs,

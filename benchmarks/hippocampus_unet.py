@@ -19,7 +19,7 @@ from torch.utils.data import ConcatDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared.config import RunConfig  # noqa: E402
+from shared.config import RunConfig, parse_overrides  # noqa: E402
 from shared.tasks import get_task  # noqa: E402
 from shared.tasks.base import SiteData, Task, TrainSettings  # noqa: E402
 from shared.tasks.seg_transforms import eval_transforms  # noqa: E402
@@ -64,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run_config(args: argparse.Namespace, sites_root: Path, out_dir: Path) -> RunConfig:
     """The run config shared by the federated run and the central baseline."""
-    extra = {"seg-samples-per-case": 2, **dict(p.split("=", 1) for p in args.options)}
+    extra = {"seg-samples-per-case": 2, **parse_overrides(args.options)}
     return RunConfig.from_mapping(
         {
             **extra,
