@@ -144,7 +144,7 @@ def _log_status(status: dict[str, str], last: dict[str, str]) -> None:
 
 
 def _start(args: argparse.Namespace) -> int:
-    from server.launcher import ServerKit, register_sites, site_status, start_server
+    from server.launcher import ServerKit, SiteStatus, register_sites, start_server
     from shared.process import exit_on_sigterm
 
     srv = ServerKit.load(args.kit)
@@ -167,8 +167,9 @@ def _start(args: argparse.Namespace) -> int:
             state_dir / "superlink.log",
         )
         last: dict[str, str] = {}
+        site_status = SiteStatus(state_dir / "flwr-home", node_ids)
         while (ended := server.exited()) is None:
-            status = site_status(state_dir / "flwr-home", node_ids)
+            status = site_status()
             _log_status(status, last)
             last = status or last
             time.sleep(args.status_interval)

@@ -7,14 +7,18 @@ stops and lists runs, is reachable from the server host alone.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
+import os
 import socket
 import ssl
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from server.proxy import ProxyPlan, nginx_executable, start_proxy
 from shared import kit
@@ -25,6 +29,7 @@ __all__ = [
     "CONNECTION",
     "RunningServer",
     "ServerKit",
+    "SiteStatus",
     "flwr_cli",
     "free_loopback_port",
     "register_sites",
@@ -270,10 +275,87 @@ def register_sites(srv: ServerKit, flwr_home: Path, state_dir: Path) -> dict[str
     return known
 
 
+class SiteStatus:
+    """Each site's SuperNode status as the SuperLink sees it (`online`, `offline`, ...).
+
+    The server daemon asks every status interval. `flwr supernode ls` costs 0.8 s of CPU
+    per call (a Python start and Flower's CLI imports), so this keeps one Control API
+    client of Flower's own open in this process and asks it; when Flower's internals
+    differ from the ones this was written against, it falls back to the CLI.
+    """
+
+    def __init__(self, flwr_home: Path, node_ids: dict[str, str]) -> None:
+        self.flwr_home = flwr_home
+        self.node_ids = dict(node_ids)
+        self._client: Any = None
+        self._in_process = True
+
+    def __call__(self) -> dict[str, str]:
+        by_id = self._list_in_process() if self._in_process else None
+        if by_id is None:
+            by_id = self._list_with_cli()
+        if by_id is None:
+            return {}
+        return {site: by_id.get(node_id, "unknown") for site, node_id in self.node_ids.items()}
+
+    @property
+    def in_process(self) -> bool:
+        """False once it has fallen back to the `flwr` CLI."""
+        return self._in_process
+
+    def _list_in_process(self) -> dict[str, str] | None:
+        try:
+            from flwr.proto.control_pb2 import ListNodesRequest
+        except ImportError:
+            self._in_process = False
+            return None
+        try:
+            if self._client is None:
+                self._client = self._connect()
+            response = self._client.ListNodes(ListNodesRequest())
+        except (ImportError, AttributeError, TypeError) as err:
+            log.debug("no in-process node list (%s); using the flwr CLI", err)
+            self._in_process = False
+            return None
+        except Exception as err:  # the SuperLink restarting, a dropped connection
+            log.debug("node list failed: %s", err)
+            self.close()
+            return None
+        return {str(node.node_id): str(node.status) for node in response.nodes_info}
+
+    def _connect(self) -> Any:  # Flower's ControlHttpClient, imported lazily
+        from flwr.cli.flower_config import read_superlink_connection
+        from flwr.cli.utils import init_http_client_from_connection
+
+        before = os.environ.get("FLWR_HOME")
+        os.environ["FLWR_HOME"] = str(self.flwr_home)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # "Using SuperLink: ..."
+                return init_http_client_from_connection(read_superlink_connection(CONNECTION))
+        finally:
+            if before is None:
+                os.environ.pop("FLWR_HOME", None)
+            else:
+                os.environ["FLWR_HOME"] = before
+
+    def _list_with_cli(self) -> dict[str, str] | None:
+        rc, out = flwr_cli(["supernode", "ls", CONNECTION], self.flwr_home)
+        if rc != 0:
+            return None
+        return {str(node["node-id"]): str(node["status"]) for node in out.get("nodes", [])}
+
+    def close(self) -> None:
+        """Close the Control API client, if one is open."""
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+
+
 def site_status(flwr_home: Path, node_ids: dict[str, str]) -> dict[str, str]:
-    """Each site's SuperNode status as the SuperLink sees it (`online`, `offline`, ...)."""
-    rc, out = flwr_cli(["supernode", "ls", CONNECTION], flwr_home)
-    if rc != 0:
-        return {}
-    by_id = {str(node["node-id"]): str(node["status"]) for node in out.get("nodes", [])}
-    return {site: by_id.get(node_id, "unknown") for site, node_id in node_ids.items()}
+    """One look at each site's SuperNode status (see `SiteStatus`)."""
+    status = SiteStatus(flwr_home, node_ids)
+    try:
+        return status()
+    finally:
+        status.close()

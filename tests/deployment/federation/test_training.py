@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from server.checkpoint import load_checkpoint
+from server.launcher import CONNECTION, SiteStatus, flwr_cli
 from server.provision import provision
 from shared.process import stop
 from shared.secagg import QUANTIZATION_RANGE
@@ -50,6 +51,25 @@ def test_all_sites_took_part(federation: Fleet, finished_run: Path) -> None:
         assert f'"{site}"' in text
         for rnd in range(1, ROUNDS + 1):
             assert (federation.dumps(site) / f"round-{rnd}.npz").is_file()
+
+
+def test_site_status_is_read_in_process_and_agrees_with_the_cli(federation: Fleet) -> None:
+    # Prepare: the server's own connection and the node ids it registered
+    home = federation.server_state / "flwr-home"
+    node_ids = json.loads((federation.server_state / "sites.json").read_text())
+    rc, out = flwr_cli(["supernode", "ls", CONNECTION], home)
+    by_cli = {str(n["node-id"]): str(n["status"]) for n in out["nodes"]}
+    status = SiteStatus(home, node_ids)
+    # Act
+    try:
+        first, second = status(), status()  # the second reuses the open client
+    finally:
+        status.close()
+    # Assert: every site online, as the CLI says, and no fall-back to the CLI was needed
+    assert rc == 0
+    assert first == second == {site: by_cli[node_ids[site]] for site in SITES}
+    assert set(first.values()) == {"online"}
+    assert status.in_process
 
 
 @pytest.mark.parametrize("rnd", range(1, ROUNDS + 1))
