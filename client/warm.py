@@ -33,12 +33,17 @@ log = logging.getLogger("medfleet.site.launcher")
 # MedFleet's top-level packages: a FAB carries its own copy of each.
 OWN_PACKAGES = ("client", "shared", "server", "simulations")
 # What a ClientApp imports when it trains; importing it pulls in torch, MONAI, pydicom.
+# torch imports `torch._dynamo` (1.7 s) lazily when the first optimizer is built, and the
+# profiler's hooks on the first step: each fork would pay for them again on every message.
 PRELOAD = (
     "client.site_client",
     "client.data_cache",
     "shared.tasks.classification",
     "shared.tasks.segmentation",
     "shared.tasks.gan",
+    "torch._dynamo",
+    "torch.profiler",
+    "torch.profiler._cupti_monitor",
 )
 
 
