@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -14,15 +15,18 @@ from flwr.common import NDArrays, Scalar
 from client.fault_injection import Attack, InjectedRaise, parse_attack
 from shared.config import RunConfig, SiteConfig, resolve_device
 from shared.privacy import DpConfig
+from shared.scaffold import DriftCorrection, split_control
 from shared.tasks.base import SiteData, Task, TrainSettings
 from shared.weights import check_finite, norm_state_keys
 
-__all__ = ["LOCAL_NORM_RECORD", "SiteClient"]
+__all__ = ["CONTROL_RECORD", "LOCAL_NORM_RECORD", "SiteClient"]
 
 logger = logging.getLogger("medfleet.site")
 
 #: Key of the site's own normalisation layers (FedBN) in the node's persistent state.
 LOCAL_NORM_RECORD = "medfleet.local-norm"
+#: Key of the site's SCAFFOLD control variate ``c_i`` in the node's persistent state.
+CONTROL_RECORD = "medfleet.scaffold-control"
 
 
 class SiteClient(NumPyClient):
@@ -30,7 +34,8 @@ class SiteClient(NumPyClient):
 
     `state` is the node's state that Flower keeps between the rounds of a run (the
     ClientApp's ``context.state``); with FedBN (`RunConfig.local_norm`) the site's own
-    normalisation layers live there and replace the averaged ones it receives.
+    normalisation layers live there and replace the averaged ones it receives, and with
+    SCAFFOLD (`strategy = scaffold`) the site's control variate does.
     """
 
     def __init__(
@@ -96,15 +101,34 @@ class SiteClient(NumPyClient):
     def get_parameters(self, config: dict[str, Scalar]) -> NDArrays:
         return self.task.get_weights(self.model)
 
+    def _split(self, parameters: NDArrays) -> tuple[NDArrays, NDArrays | None]:
+        """The global model and, with SCAFFOLD, the server's control variate after it."""
+        if self.run.strategy != "scaffold":
+            return parameters, None
+        return split_control(parameters, len(self.model.state_dict()))
+
+    def _local_control(self) -> NDArrays | None:
+        """The site's SCAFFOLD control variate from earlier rounds (None at first)."""
+        record = self.state.get(CONTROL_RECORD)
+        return record.to_numpy_ndarrays() if isinstance(record, ArrayRecord) else None
+
     def fit(
         self, parameters: NDArrays, config: dict[str, Scalar]
     ) -> tuple[NDArrays, int, dict[str, Scalar]]:
-        self._load_global(parameters)
         settings = self._settings(config)
+        received, server_control = self._split(parameters)
+        self._load_global(received)
+        if server_control is not None:
+            correction = DriftCorrection.for_model(
+                self.model, server_control, self._local_control(), settings.lr
+            )
+            settings = dataclasses.replace(settings, scaffold=correction)
         result = self.task.train_round(self.model, self.data, settings)
         self._maybe_fail(settings.server_round)
         self._keep_local_norm()
-        arrays = self._poisoned(parameters, self.task.get_weights(self.model))
+        arrays = self._poisoned(received, self.task.get_weights(self.model))
+        change = settings.scaffold.control_delta() if settings.scaffold is not None else []
+        arrays = [*arrays, *change]
         check_finite(arrays, f"site '{self.site.name}' local update")
         if "secagg-max-weight" in config:
             from shared.secagg import check_update_fits
@@ -117,12 +141,14 @@ class SiteClient(NumPyClient):
                 float(config["secagg-max-weight"]),
                 float(config["secagg-clipping-range"]),
             )
+        if settings.scaffold is not None:  # kept only for an update that is sent
+            self.state[CONTROL_RECORD] = ArrayRecord(settings.scaffold.new_local(change))
         if self.dump_dir is not None:
             self.dump_dir.mkdir(parents=True, exist_ok=True)
             path = self.dump_dir / f"round-{settings.server_round}.npz"
             # Debug/tests only: the update sent and the global arrays received (received_i).
-            received = {f"received_{i}": a for i, a in enumerate(parameters)}
-            np.savez(path, *arrays, num_examples=result.num_examples, **received)  # type: ignore[arg-type]
+            sent_to_us = {f"received_{i}": a for i, a in enumerate(parameters)}
+            np.savez(path, *arrays, num_examples=result.num_examples, **sent_to_us)  # type: ignore[arg-type]
         logger.info(
             "round %d: trained on %d images (%s)",
             settings.server_round,

@@ -72,6 +72,7 @@ class RecordingStrategy(Strategy):
         self.recorder = recorder
         self.out_dir = out_dir
         self.global_arrays = task.get_weights(model)
+        self._sent = self.global_arrays
         self.last_aggregated_round = 0
         self.site_names: dict[int, str] = {}
         self._sampled: dict[int, list[int]] = {}
@@ -91,6 +92,11 @@ class RecordingStrategy(Strategy):
         self._clock[server_round] = (timestamp(), time.monotonic(), time.monotonic())
         instructions = self.inner.configure_fit(server_round, parameters, client_manager)
         self._sampled[server_round] = [proxy.node_id for proxy, _ in instructions]
+        # What the sites were sent, which their updates are screened against: the global
+        # model, or more than it where the strategy sends more (SCAFFOLD's control variate).
+        self._sent = self.global_arrays
+        if instructions and instructions[0][1].parameters is not parameters:
+            self._sent = parameters_to_ndarrays(instructions[0][1].parameters)
         logger.info(
             "round %d/%d: %d sites training locally (%s)",
             server_round,
@@ -138,7 +144,7 @@ class RecordingStrategy(Strategy):
 
     def _screen(self, server_round: int, results: FitResults) -> tuple[FitResults, list[str]]:
         updates = [parameters_to_ndarrays(res.parameters) for _, res in results]
-        rejections = screen_updates(updates, self.global_arrays, self.run.max_update_norm_ratio)
+        rejections = screen_updates(updates, self._sent, self.run.max_update_norm_ratio)
         refused = {r.index: r.reason for r in rejections}
         for index, reason in refused.items():
             site = self._name(results[index][0].node_id)

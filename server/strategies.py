@@ -5,18 +5,76 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flwr.common import Parameters, Scalar
+import numpy as np
+from flwr.common import FitIns, FitRes, Parameters, Scalar
+from flwr.common import ndarrays_to_parameters as to_parameters
+from flwr.common import parameters_to_ndarrays as to_arrays
 from flwr.server import strategy as fl
+from flwr.server.client_manager import ClientManager
+from flwr.server.client_proxy import ClientProxy
 
 from shared.config import RunConfig
+from shared.errors import RoundError
+from shared.scaffold import split_control, zero_control
 
-__all__ = ["STRATEGIES", "build_strategy", "strategy_state_attrs"]
+__all__ = ["STRATEGIES", "Scaffold", "build_strategy", "strategy_state_attrs"]
 
 ConfigFn = Callable[[int], dict[str, Scalar]]
 
 #: Public attributes in which Flower's server optimisers keep their state between rounds
 #: (FedAdam/FedYogi/FedAdagrad: `current_weights`, `m_t`, `v_t`; FedAvgM: `momentum_vector`).
-_STATE_ATTRS = ("current_weights", "m_t", "v_t", "momentum_vector")
+_STATE_ATTRS = ("current_weights", "m_t", "v_t", "momentum_vector", "control_variate")
+
+
+class Scaffold(fl.FedAvg):
+    """SCAFFOLD (Karimireddy et al., 2020) on Flower's FedAvg (see `shared.scaffold`).
+
+    Each fit instruction carries the global model followed by the server's control
+    variate ``c``; each site replies with its model followed by its control change.
+    FedAvg's own `aggregate_fit` averages both halves (under SecAgg+ the masked sum does),
+    and ``c`` moves by ``|S| / N`` times the averaged change, `S` the sites that replied
+    and `N` those connected when the round began. ``c`` is this strategy's state
+    between rounds (`control_variate`), checkpointed and restored like FedAdam's moments.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.control_variate: list[np.ndarray] = []
+        self._connected: dict[int, int] = {}
+
+    def __repr__(self) -> str:
+        return "Scaffold(FedAvg)"
+
+    def configure_fit(
+        self, server_round: int, parameters: Parameters, client_manager: ClientManager
+    ) -> list[tuple[ClientProxy, FitIns]]:
+        model = to_arrays(parameters)
+        if [a.shape for a in self.control_variate] != [a.shape for a in model]:
+            self.control_variate = zero_control(model)
+        self._connected[server_round] = client_manager.num_available()
+        both = to_parameters([*model, *self.control_variate])
+        return super().configure_fit(server_round, both, client_manager)
+
+    def aggregate_fit(
+        self,
+        server_round: int,
+        results: list[tuple[ClientProxy, FitRes]],
+        failures: list[Any],
+    ) -> tuple[Parameters | None, dict[str, Scalar]]:
+        aggregated, metrics = super().aggregate_fit(server_round, results, failures)
+        if aggregated is None:
+            return None, metrics
+        try:
+            model, change = split_control(to_arrays(aggregated), len(self.control_variate))
+        except Exception as err:
+            raise RoundError(f"round {server_round}: {err}") from err
+        connected = max(self._connected.pop(server_round, len(results)), len(results), 1)
+        share = len(results) / connected
+        self.control_variate = [
+            np.asarray(c + share * d, dtype=np.float32)
+            for c, d in zip(self.control_variate, change, strict=True)
+        ]
+        return to_parameters(model), metrics
 
 
 def _fedopt(run: RunConfig) -> dict[str, Any]:
@@ -42,6 +100,7 @@ STRATEGIES: dict[str, tuple[type[fl.FedAvg], Callable[[RunConfig], dict[str, Any
     # FedBN averages like FedAvg; its sites keep their own normalisation (client side).
     "fedbn": (fl.FedAvg, lambda run: {}),
     "fedprox": (fl.FedProx, lambda run: {"proximal_mu": run.option("proximal-mu")}),
+    "scaffold": (Scaffold, lambda run: {}),
     "fedadagrad": (
         fl.FedAdagrad,
         lambda run: {k: v for k, v in _fedopt(run).items() if not k.startswith("beta")},

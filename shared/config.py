@@ -38,6 +38,9 @@ def run_schema() -> Schema:
     return Schema([task, *(o for group in groups for o in group), *task_options()])
 
 
+#: Tasks that train with a step of their own rather than the supervised loop (the GAN).
+TASKS_WITH_OWN_STEP = ("gan",)
+
 #: Strategies whose aggregate is the plain mean that `dp = client` calibrates its noise to.
 DP_CLIENT_STRATEGIES = ("fedavg", "fedprox", "fedbn")
 
@@ -145,6 +148,7 @@ class RunConfig:
                 "fedadam, fedyogi or fedadagrad with 'secagg = true'"
             )
         self._check_byzantine_sites()
+        self._check_scaffold()
         self._check_privacy()
         if self.secagg.enabled:
             from shared.secagg import validate_secagg
@@ -193,6 +197,22 @@ class RunConfig:
                 "dp = 'dp-sgd' protects one patient per training example: set "
                 "'seg-samples-per-case' = 1 (several patches of one case per step would "
                 "each count as a different patient)"
+            )
+
+    def _check_scaffold(self) -> None:
+        """SCAFFOLD corrects the supervised training loop's steps; it needs that loop."""
+        if self.strategy != "scaffold":
+            return
+        if self.task in TASKS_WITH_OWN_STEP:
+            raise ConfigError(
+                f"strategy 'scaffold' corrects the steps of the supervised training loop, and "
+                f"task '{self.task}' trains with its own step: use fedavg, fedprox or fedbn"
+            )
+        if str(self.option("dp")) != "off":
+            raise ConfigError(
+                "strategy 'scaffold' sends each site's control variate beside its update, "
+                "which MedFleet's DP modes do not clip or noise: set 'dp' = 'off', or use "
+                "fedavg or fedprox with dp"
             )
 
     def _check_byzantine_sites(self) -> None:

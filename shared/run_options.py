@@ -21,6 +21,7 @@ STRATEGY_NAMES = (
     "fedavgm",
     "fedprox",
     "fedbn",
+    "scaffold",
     "fedadagrad",
     "fedadam",
     "fedyogi",

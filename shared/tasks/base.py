@@ -15,6 +15,7 @@ from torch import nn
 from shared.config import RunConfig
 from shared.errors import ConfigError
 from shared.privacy import DpConfig
+from shared.scaffold import DriftCorrection
 from shared.tasks.loop import train_local
 from shared.weights import get_weights, set_weights
 
@@ -41,6 +42,8 @@ class TrainSettings:
     dp: DpConfig | None = None
     #: The run's total rounds: DP-SGD spreads a target epsilon over all of them.
     num_rounds: int = 1
+    #: SCAFFOLD (`strategy = scaffold`): the round's control-variate correction.
+    scaffold: DriftCorrection | None = None
 
     def __post_init__(self) -> None:
         for key, value in (

@@ -1,4 +1,4 @@
-"""The one supervised local training loop: seeding, device, AMP, clipping, FedProx."""
+"""The one supervised local training loop: seeding, device, AMP, clipping, FedProx, SCAFFOLD."""
 
 from __future__ import annotations
 
@@ -85,6 +85,7 @@ def train_local(
     with a gradient scaler). Gradients are clipped to ``settings.grad_clip_norm`` when
     it is positive, and FedProx's proximal term pulls the trainable weights towards
     their values at the start of the round when ``settings.proximal_mu`` is positive.
+    With ``settings.scaffold`` every step is followed by SCAFFOLD's drift correction.
     With `private` the round is DP-SGD (Opacus): Poisson-sampled batches, each example's
     gradient clipped to ``private.max_grad_norm`` and Gaussian noise added to every step;
     AMP, gradient clipping and the proximal term are then off (the config refuses the
@@ -177,6 +178,8 @@ def _epochs(
                 torch.nn.utils.clip_grad_norm_(params, settings.grad_clip_norm)
             scaler.step(optimizer)
             scaler.update()
+            if settings.scaffold is not None:
+                settings.scaffold.after_step()  # SCAFFOLD's drift correction
             total += float(loss.detach()) * count
             seen += count
     return total / max(seen, 1)

@@ -89,3 +89,30 @@ def test_fedbn_sites_validate_with_their_own_normalisation_layers(tmp_path: Path
     for site in ("site-1", "site-2"):
         reported = record["rounds"][1]["evaluate"]["sites"][site]["loss"]
         assert reported != pytest.approx(_global_val_loss(tmp_path, site, 2, **resnet), rel=2e-3)
+
+
+def test_scaffold_control_variate_is_the_sites_mean_drift(tmp_path: Path) -> None:
+    # Prepare: one batch per epoch at every site, so each site takes K = 1 step a round
+    # and SCAFFOLD's round-1 control variate must be (x0 - x1) / lr (option II, c = 0)
+    options = {"strategy": "scaffold", "batch-size": 512}
+    # Execute
+    record = _run(tmp_path, sites=2, rounds=2, scale=0.2, **options)
+    # Assert
+    assert record["status"] == "completed"
+    task = get_task(RunConfig())
+    model = task.build_model()
+    x0 = task.get_weights(model)
+    first, second = (load_checkpoint(tmp_path / "out" / "checkpoints" / f"round-{r}.npz")
+                     for r in (1, 2))  # fmt: skip
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    c1 = first.strategy_state["control_variate"]
+    assert len(c1) == len(x0) == len(first.state)
+    for (name, x1), a0, c in zip(first.state.items(), x0, c1, strict=True):
+        if name in trainable:
+            expected = (a0.astype(np.float64) - x1) / 1e-3
+            np.testing.assert_allclose(c, expected, rtol=1e-3, atol=1e-2, err_msg=name)
+        else:  # batch-norm statistics and counters are not corrected
+            assert not np.any(c), name
+    assert any(np.abs(c).max() > 0.1 for c in c1)
+    c2 = second.strategy_state["control_variate"]
+    assert not all(np.allclose(a, b) for a, b in zip(c1, c2, strict=True))
