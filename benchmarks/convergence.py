@@ -3,7 +3,7 @@
 Usage (one command; each dataset and method can be picked, the defaults run them all):
     python benchmarks/convergence.py --data ../shared/data \
         [--datasets breastmnist-label breastmnist-scanner ...] \
-        [--methods central local fedavg fedprox fedadam fedbn] [--work DIR] [--result FILE]
+        [--methods central local fedavg fedprox fedadam fedbn scaffold] [--work DIR] [--result FILE]
 
 Datasets (3 sites each, every site written as DICOM and read through MedFleet's real path):
 - ``breastmnist-label`` / ``pneumoniamnist-label``: the official training split dealt with a
@@ -65,8 +65,14 @@ DATASETS = (
     "synthetic",
     "hippocampus",
 )
-METHODS = ("central", "local", "fedavg", "fedprox", "fedadam", "fedbn")
-FEDERATED = {"fedavg": {}, "fedprox": {"proximal-mu": 0.01}, "fedadam": {}, "fedbn": {}}
+METHODS = ("central", "local", "fedavg", "fedprox", "fedadam", "fedbn", "scaffold")
+FEDERATED = {
+    "fedavg": {},
+    "fedprox": {"proximal-mu": 0.01},
+    "fedadam": {},
+    "fedbn": {},
+    "scaffold": {},
+}
 #: Published centralised test metric per dataset family (MedMNIST v2 Table 3, ResNet-18 (28);
 #: nnU-Net for MSD Task04).
 PUBLISHED = {"breastmnist": 0.901, "pneumoniamnist": 0.944, "hippocampus": 0.895}

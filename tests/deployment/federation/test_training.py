@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 from server.checkpoint import load_checkpoint
-from server.launcher import CONNECTION, SiteStatus, flwr_cli
 from server.provision import provision
 from shared.process import stop
 from shared.secagg import QUANTIZATION_RANGE
@@ -53,23 +52,36 @@ def test_all_sites_took_part(federation: Fleet, finished_run: Path) -> None:
             assert (federation.dumps(site) / f"round-{rnd}.npz").is_file()
 
 
+_STATUS_PROBE = """
+import json, sys
+from pathlib import Path
+from server.launcher import CONNECTION, SiteStatus, flwr_cli
+home, node_ids = Path(sys.argv[1]), json.loads(Path(sys.argv[2]).read_text())
+rc, out = flwr_cli(["supernode", "ls", CONNECTION], home)
+status = SiteStatus(home, node_ids)
+first, second = status(), status()  # the second reuses the open client
+status.close()
+print(json.dumps({"rc": rc, "cli": out.get("nodes"), "first": first, "second": second,
+                  "in_process": status.in_process}))
+"""
+
+
 def test_site_status_is_read_in_process_and_agrees_with_the_cli(federation: Fleet) -> None:
-    # Prepare: the server's own connection and the node ids it registered
-    home = federation.server_state / "flwr-home"
-    node_ids = json.loads((federation.server_state / "sites.json").read_text())
-    rc, out = flwr_cli(["supernode", "ls", CONNECTION], home)
-    by_cli = {str(n["node-id"]): str(n["status"]) for n in out["nodes"]}
-    status = SiteStatus(home, node_ids)
-    # Act
-    try:
-        first, second = status(), status()  # the second reuses the open client
-    finally:
-        status.close()
+    # Prepare: on the server's host, its own connection and the node ids it registered
+    state = federation.server_state
+    home, ids = str(state / "flwr-home"), str(state / "sites.json")
+    args = [sys.executable, "-c", _STATUS_PROBE, home, ids]
+    # Execute
+    done = subprocess.run([*federation.on_server(), *args], cwd=harness.REPO, capture_output=True,
+                          text=True, timeout=120, check=True)  # fmt: skip
     # Assert: every site online, as the CLI says, and no fall-back to the CLI was needed
-    assert rc == 0
-    assert first == second == {site: by_cli[node_ids[site]] for site in SITES}
-    assert set(first.values()) == {"online"}
-    assert status.in_process
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    node_ids = json.loads((state / "sites.json").read_text())
+    by_cli = {str(n["node-id"]): str(n["status"]) for n in seen["cli"]}
+    assert seen["rc"] == 0
+    assert seen["first"] == seen["second"] == {site: by_cli[node_ids[site]] for site in SITES}
+    assert set(seen["first"].values()) == {"online"}
+    assert seen["in_process"] is True
 
 
 @pytest.mark.parametrize("rnd", range(1, ROUNDS + 1))
