@@ -1,5 +1,8 @@
 """Fixtures shared across the test folders, and how `make test` splits the suite."""
 
+import time
+from collections.abc import Iterator
+
 import pytest
 from flwr.supercore.task_identity import TaskIdentity
 
@@ -36,3 +39,54 @@ def flower_task_identity(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(TaskIdentity, "_run_id", 1, raising=False)
     monkeypatch.setattr(TaskIdentity, "_node_id", 1, raising=False)
     monkeypatch.setattr(TaskIdentity, "_task_id", 1, raising=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_ray_per_test_process() -> Iterator[None]:
+    """The simulations of one test process share one Ray instance.
+
+    Flower's Ray backend starts Ray for every simulation and shuts it down after (about
+    6 s a simulation on 2 cores, and the suite runs some 25). Here its actors are still
+    stopped after each simulation, but Ray stays up for the next one. A simulation that
+    left actors holding CPUs (one that died mid-run) gets a fresh Ray instead.
+    """
+    try:
+        from flwr.server.superlink.fleet.vce.backend import raybackend
+    except ImportError:  # another Flower layout: every simulation starts its own Ray
+        yield
+        return
+    backend, ray = raybackend.RayBackend, raybackend.ray
+    terminate, init_ray = backend.terminate, backend.init_ray
+
+    def stop_actors_keep_ray(self: object) -> None:
+        shutdown = ray.shutdown
+        ray.shutdown = lambda *args, **kwargs: None
+        try:
+            terminate(self)
+        finally:
+            ray.shutdown = shutdown
+
+    def init_unless_up(self: object, config: object) -> None:
+        if ray.is_initialized() and not _ray_idle(ray):
+            ray.shutdown()
+        init_ray(self, config)
+
+    backend.terminate, backend.init_ray = stop_actors_keep_ray, init_unless_up
+    try:
+        yield
+    finally:
+        backend.terminate, backend.init_ray = terminate, init_ray
+        if ray.is_initialized():
+            ray.shutdown()
+
+
+def _ray_idle(ray: object, wait_s: float = 5.0) -> bool:
+    """True once no actor holds a CPU of the running Ray (killed actors free theirs late)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        free = ray.available_resources().get("CPU", 0.0)  # type: ignore[attr-defined]
+        if free >= ray.cluster_resources().get("CPU", 0.0):  # type: ignore[attr-defined]
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)

@@ -141,7 +141,7 @@ def _fit_sites(record: dict[str, Any], rnd: int) -> list[str]:
     return sorted(entry["fit"]["sites"]) if entry and entry["fit"] else []
 
 
-ROUND_TIMEOUT = 40.0
+ROUND_TIMEOUT = 30.0
 
 
 def test_dropped_sites_never_hang_a_run(fleet4: Fleet) -> None:
