@@ -75,8 +75,7 @@ class SiteClient(NumPyClient):
         if not self.run.local_norm:
             return
         keys = norm_state_keys(self.model)
-        if not keys:
-            logger.warning("local-norm: the model has no normalisation state; FedBN is FedAvg")
+        if not keys:  # the server refuses such a run before round 1
             return
         state = self.model.state_dict()
         kept = {k: state[k].detach().cpu().clone() for k in keys}

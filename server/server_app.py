@@ -19,8 +19,9 @@ from server.run_record import RunRecorder
 from server.strategies import build_strategy
 from server.workflow import BoundedClientManager, MedFleetWorkflow
 from shared.config import RunConfig, SecAggConfig
-from shared.errors import MedFleetError
+from shared.errors import ConfigError, MedFleetError
 from shared.tasks import get_task
+from shared.weights import norm_state_keys
 
 __all__ = ["app", "build_server_app", "fit_config"]
 
@@ -38,6 +39,17 @@ def build_server_app(overrides: Mapping[str, Any] | None = None) -> ServerApp:
         _run(grid, context, run)
 
     return server_app
+
+
+def _check_local_norm(run: RunConfig, model: Any) -> None:
+    """FedBN needs normalisation layers with state; refuse it before any round otherwise."""
+    if run.local_norm and not norm_state_keys(model):
+        hint = {"segmentation": "seg-norm = 'batch'"}.get(run.task, "a model with batch norm")
+        raise ConfigError(
+            f"strategy '{run.strategy}' with local-norm keeps each site's normalisation "
+            f"layers, but this {run.task} model has none with state: set {hint}, or use "
+            "fedavg"
+        )
 
 
 def _run(grid: Grid, context: Context, run: RunConfig) -> None:
@@ -70,6 +82,7 @@ def _run(grid: Grid, context: Context, run: RunConfig) -> None:
     )
     workflow = MedFleetWorkflow(_fit_workflow(run, out_dir), done + 1, run.round_timeout)
     try:
+        _check_local_norm(run, model)
         workflow(grid, legacy)
     except MedFleetError as err:
         logger.error("run stopped: %s", err)
