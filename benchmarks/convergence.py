@@ -243,7 +243,7 @@ def train_pooled(run: RunConfig, sites: list[Path], epochs: int) -> tuple[Task, 
         extras["class_weights"] = class_weights(labels)
     pooled = SiteData("pooled", ConcatDataset([d.train for d in datas]), [], extras=extras)
     model = task.build_model()
-    settings = TrainSettings(epochs, run.batch_size, run.lr, run.seed, torch.device("cpu"))
+    settings = TrainSettings.from_run(run, torch.device("cpu"), local_epochs=epochs, dp=None)
     task.train_round(model, pooled, settings)
     return task, model
 

@@ -14,7 +14,6 @@ from flwr.common import NDArrays, Scalar
 
 from client.fault_injection import Attack, InjectedRaise, parse_attack
 from shared.config import RunConfig, SiteConfig, resolve_device
-from shared.privacy import DpConfig
 from shared.scaffold import DriftCorrection, split_control
 from shared.tasks.base import SiteData, Task, TrainSettings
 from shared.weights import check_finite, norm_state_keys
@@ -82,19 +81,14 @@ class SiteClient(NumPyClient):
         self.state[LOCAL_NORM_RECORD] = ArrayRecord(torch_state_dict=kept)
 
     def _settings(self, config: dict[str, Scalar]) -> TrainSettings:
-        return TrainSettings(
+        return TrainSettings.from_run(
+            self.run,
+            self.device,
             local_epochs=int(config.get("local-epochs", self.run.local_epochs)),
-            batch_size=self.run.batch_size,
             lr=float(config.get("lr", self.run.lr)),
-            seed=self.run.seed,
-            device=self.device,
             server_round=int(config.get("server-round", 1)),
             # Flower's FedProx strategy puts `proximal_mu` in every fit instruction.
             proximal_mu=float(config.get("proximal_mu", 0.0)),
-            grad_clip_norm=self.run.grad_clip_norm,
-            amp=self.run.amp,
-            dp=DpConfig.from_run(self.run),
-            num_rounds=self.run.num_rounds,
         )
 
     def get_parameters(self, config: dict[str, Scalar]) -> NDArrays:

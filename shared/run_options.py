@@ -7,6 +7,7 @@ from shared.schema import Option
 __all__ = [
     "DP_MODES",
     "FEDERATION",
+    "OPTIMIZERS",
     "PRIVACY",
     "ROBUSTNESS",
     "SECAGG",
@@ -31,6 +32,9 @@ STRATEGY_NAMES = (
     "bulyan",
 )
 
+#: Local optimisers of `optimizer` (the supervised loop; the GAN keeps its Adam pair).
+OPTIMIZERS = ("adam", "sgd")
+
 TRAINING = (
     Option("num-server-rounds", int, 5, "federated rounds", low=1, high=100_000),
     Option("local-epochs", int, 1, "local epochs per round", low=1, high=10_000),
@@ -40,6 +44,14 @@ TRAINING = (
     Option("device", str, "auto", "auto, cpu or cuda[:N]"),
     Option("grad-clip-norm", float, 0.0, "clip local gradients to this L2 norm (0: off)", low=0),
     Option("amp", bool, True, "mixed precision on CUDA (ignored on CPU)"),
+    Option(
+        "optimizer",
+        str,
+        "adam",
+        "local optimiser: adam, or sgd (with momentum)",
+        choices=OPTIMIZERS,
+    ),
+    Option("momentum", float, 0.9, "sgd: momentum", low=0.0, high=0.999),
 )
 
 FEDERATION = (

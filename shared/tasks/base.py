@@ -44,6 +44,27 @@ class TrainSettings:
     num_rounds: int = 1
     #: SCAFFOLD (`strategy = scaffold`): the round's control-variate correction.
     scaffold: DriftCorrection | None = None
+    #: The local optimiser (`optimizer`): ``adam``, or ``sgd`` with `momentum`.
+    optimizer: str = "adam"
+    momentum: float = 0.9
+
+    @classmethod
+    def from_run(cls, run: RunConfig, device: torch.device, **fields: Any) -> TrainSettings:
+        """A round's settings from the run config; `fields` override any of them."""
+        values: dict[str, Any] = {
+            "local_epochs": run.local_epochs,
+            "batch_size": run.batch_size,
+            "lr": run.lr,
+            "seed": run.seed,
+            "device": device,
+            "grad_clip_norm": run.grad_clip_norm,
+            "amp": run.amp,
+            "dp": DpConfig.from_run(run),
+            "num_rounds": run.num_rounds,
+            "optimizer": str(run.option("optimizer")),
+            "momentum": float(run.option("momentum")),
+        }
+        return cls(**{**values, **fields})
 
     def __post_init__(self) -> None:
         for key, value in (
@@ -178,7 +199,9 @@ class Task(ABC):
         raise NotImplementedError(f"task '{self.name}' does not define batch_loss")
 
     def make_optimizer(self, model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
-        """The round's optimizer: Adam at ``settings.lr`` by default."""
+        """The round's optimizer: Adam at ``settings.lr``, or SGD with momentum."""
+        if settings.optimizer == "sgd":
+            return torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum)
         return torch.optim.Adam(model.parameters(), lr=settings.lr)
 
     @abstractmethod

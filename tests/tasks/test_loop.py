@@ -285,3 +285,22 @@ def test_training_batches_are_pinned_for_cuda_only() -> None:
     on_cpu = task.train_loader(data, settings(device=torch.device("cpu")))
     # Assert
     assert (on_cuda.pin_memory, on_cpu.pin_memory) == (True, False)  # type: ignore[attr-defined]
+
+
+def test_optimizer_option_picks_sgd_with_its_momentum() -> None:
+    # Prepare
+    from shared.config import RunConfig
+    from shared.tasks import get_task
+    from shared.tasks.base import TrainSettings
+
+    run = RunConfig.from_mapping({"optimizer": "sgd", "momentum": 0.5, "lr": 0.02})
+    task = get_task(run)
+    settings = TrainSettings.from_run(run, torch.device("cpu"))
+    # Execute
+    optimizer = task.make_optimizer(torch.nn.Linear(2, 1), settings)
+    adam = task.make_optimizer(
+        torch.nn.Linear(2, 1), TrainSettings.from_run(RunConfig(), torch.device("cpu"))
+    )
+    # Assert
+    assert type(optimizer) is torch.optim.SGD and type(adam) is torch.optim.Adam
+    assert optimizer.defaults["momentum"] == 0.5 and optimizer.defaults["lr"] == 0.02
