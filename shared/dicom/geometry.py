@@ -64,6 +64,8 @@ def check_pixel_module(ds: Dataset) -> SkipReason | None:
         return SkipReason.INVALID_ATTRIBUTE
     if ds.PixelRepresentation not in (0, 1):
         return SkipReason.INVALID_ATTRIBUTE
+    if samples == 3 and ds.PixelRepresentation != 0:  # PS3.3 C.7.6.3.1.2: colour is unsigned
+        return SkipReason.INVALID_ATTRIBUTE
     rows, columns = int(ds.Rows), int(ds.Columns)
     if min(rows, columns, frame_count(ds)) < 1:
         return SkipReason.INVALID_ATTRIBUTE

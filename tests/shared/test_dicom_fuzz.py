@@ -165,3 +165,20 @@ def test_every_fuzz_seed_file_is_usable(kind: str) -> None:
 
     # Assert: mutations start from files the pipeline accepts.
     assert (len(records), report.skipped) == (1, 0)
+
+
+def test_a_colour_image_flipped_to_signed_pixels_is_skipped_not_a_crash() -> None:
+    # Prepare: what the long fuzz found: a bit flip set Pixel Representation to 1 on a
+    # YBR_FULL_422 image, and pydicom's colour conversion refuses int8 pixels at load
+    ds = dcmread(io.BytesIO(valid_file("ybr-422")))
+    ds.PixelRepresentation = 1
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "signed.dcm"
+        ds.save_as(path)
+        clear_index_cache()
+        records, report = index_folder(Path(folder))
+        data = path.read_bytes()
+    # Assert: skipped at indexing as an invalid value (colour pixels are unsigned)
+    assert records == []
+    assert report.skipped_by_reason == {SkipReason.INVALID_ATTRIBUTE.value: 1}
+    check_never_crashes(data)
