@@ -197,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per poll otherwise
     if args.parent_pid is not None:
         start_parent_process_monitor(args.parent_pid)  # SIGINT when the SuperNode is gone
+    from shared.object_pull import quicker_object_pulls
+
+    quicker_object_pulls()  # the forked ClientApps pull their messages' arrays sooner
     gate = ApprovalGate(args.state_dir, args.allow_any_app)
     plugin = ApprovingExecPlugin(args.runtime_api_address, gate, args.site, _executor(args.start))
     try:

@@ -61,9 +61,13 @@ def main(argv: list[str] | None = None) -> None:
     from flwr.supernode import start_client_internal
     from flwr.supernode.cli.flower_supernode import flower_supernode
 
+    from shared.object_pull import quicker_object_pulls
+
     if interval != FLOWER_IDLE_WAIT_S and not set_poll_interval(start_client_internal, interval):
         logging.basicConfig(level=logging.INFO)
         log.warning("this Flower release polls differently; --poll-interval has no effect")
+    if not quicker_object_pulls():
+        log.debug("this Flower release pulls objects differently: its own retry waits")
     sys.argv = ["flower-supernode", *args]
     flower_supernode()
 

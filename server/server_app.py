@@ -20,6 +20,7 @@ from server.strategies import build_strategy
 from server.workflow import BoundedClientManager, MedFleetWorkflow
 from shared.config import RunConfig, SecAggConfig
 from shared.errors import ConfigError, MedFleetError
+from shared.object_pull import quicker_object_pulls
 from shared.tasks import get_task
 from shared.weights import norm_state_keys
 
@@ -35,6 +36,7 @@ def build_server_app(overrides: Mapping[str, Any] | None = None) -> ServerApp:
 
     @server_app.main()
     def main(grid: Grid, context: Context) -> None:
+        quicker_object_pulls()  # the sites' replies are pulled sooner (deployment)
         run = RunConfig.from_mapping({**context.run_config, **bound})
         _run(grid, context, run)
 

@@ -1,5 +1,6 @@
 """Fixtures shared across the test folders, and how `make test` splits the suite."""
 
+import os
 import time
 from collections.abc import Iterator
 
@@ -53,6 +54,8 @@ def one_ray_per_test_process() -> Iterator[None]:
     try:
         from flwr.server.superlink.fleet.vce.backend import raybackend
     except ImportError:  # another Flower layout: every simulation starts its own Ray
+        raybackend = None
+    if raybackend is None or os.environ.get("MEDFLEET_TEST_RAY_PER_SIMULATION"):
         yield
         return
     backend, ray = raybackend.RayBackend, raybackend.ray
@@ -67,8 +70,10 @@ def one_ray_per_test_process() -> Iterator[None]:
             ray.shutdown = shutdown
 
     def init_unless_up(self: object, config: object) -> None:
+        started = time.monotonic()
         if ray.is_initialized() and not _ray_idle(ray):
             ray.shutdown()
+        print(f"[ray] reuse check {time.monotonic() - started:.2f} s, up: {ray.is_initialized()}")
         init_ray(self, config)
 
     backend.terminate, backend.init_ray = stop_actors_keep_ray, init_unless_up

@@ -1,0 +1,63 @@
+"""Flower's object pulls first retry after 0.05 s (was 1 s) and then back off as Flower does."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from flwr.supercore.inflatable import inflatable_utils
+from flwr.supercore.inflatable.inflatable_utils import ObjectUnavailableError
+
+from shared.object_pull import FIRST_RETRY_S, quicker_object_pulls
+
+
+class _RecordingEvent(threading.Event):
+    waits: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if timeout is None:  # another user of threading.Event (the executor's own)
+            return super().wait()
+        _RecordingEvent.waits.append(timeout)
+        return False  # the retry wait, recorded instead of slept
+
+
+def _waits_for(monkeypatch: pytest.MonkeyPatch, unavailable: int) -> list[float]:
+    """The retry waits of one pull whose object is missing `unavailable` times."""
+    calls = []
+
+    def pull(object_id: str) -> bytes:
+        calls.append(object_id)
+        if len(calls) <= unavailable:
+            raise ObjectUnavailableError(object_id)
+        return b"content"
+
+    _RecordingEvent.waits = []
+    monkeypatch.setattr(inflatable_utils.threading, "Event", _RecordingEvent)
+    monkeypatch.setattr(inflatable_utils.random, "uniform", lambda a, b: 0.0)  # no jitter
+    got = inflatable_utils.pull_objects(["obj"], pull)
+    assert got == {"obj": b"content"} and len(calls) == unavailable + 1
+    return _RecordingEvent.waits
+
+
+@pytest.fixture
+def flower_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Restore Flower's defaults after the test (the patch is process-wide)."""
+    for fn in (inflatable_utils.pull_objects, inflatable_utils.pull_and_inflate_object_from_tree):
+        for key, value in fn.__kwdefaults__.items():
+            monkeypatch.setitem(fn.__kwdefaults__, key, value)
+
+
+def test_first_retry_is_sooner_and_the_backoff_still_doubles_to_flowers_cap(
+    monkeypatch: pytest.MonkeyPatch, flower_defaults: None
+) -> None:
+    # Prepare: Flower's own schedule first
+    flower = _waits_for(monkeypatch, unavailable=3)
+    # Execute
+    assert quicker_object_pulls() is True
+    ours = _waits_for(monkeypatch, unavailable=10)
+    # Assert: 1, 2, 4 s before; now 0.05 s doubling, capped at Flower's 10 s
+    assert flower == [1.0, 2.0, 4.0]
+    assert ours[:4] == [FIRST_RETRY_S, 0.1, 0.2, 0.4]
+    assert max(ours) == 10.0
+    tree_defaults = inflatable_utils.pull_and_inflate_object_from_tree.__kwdefaults__
+    assert tree_defaults["initial_backoff"] == FIRST_RETRY_S
