@@ -50,6 +50,7 @@ def one_ray_per_test_process() -> Iterator[None]:
     6 s a simulation on 2 cores, and the suite runs some 25). Here its actors are still
     stopped after each simulation, but Ray stays up for the next one. A simulation that
     left actors holding CPUs (one that died mid-run) gets a fresh Ray instead.
+    MEDFLEET_TEST_RAY_PER_SIMULATION=1 turns this off.
     """
     try:
         from flwr.server.superlink.fleet.vce.backend import raybackend
@@ -70,10 +71,8 @@ def one_ray_per_test_process() -> Iterator[None]:
             ray.shutdown = shutdown
 
     def init_unless_up(self: object, config: object) -> None:
-        started = time.monotonic()
         if ray.is_initialized() and not _ray_idle(ray):
             ray.shutdown()
-        print(f"[ray] reuse check {time.monotonic() - started:.2f} s, up: {ray.is_initialized()}")
         init_ray(self, config)
 
     backend.terminate, backend.init_ray = stop_actors_keep_ray, init_unless_up
