@@ -41,10 +41,12 @@ def _waits_for(monkeypatch: pytest.MonkeyPatch, unavailable: int) -> list[float]
 
 @pytest.fixture
 def flower_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Restore Flower's defaults after the test (the patch is process-wide)."""
+    """Flower's own first wait during the test, whatever ran before in this process (a
+    simulation's ServerApp makes the change process-wide); restored after."""
+    from flwr.supercore.constant import PULL_INITIAL_BACKOFF
+
     for fn in (inflatable_utils.pull_objects, inflatable_utils.pull_and_inflate_object_from_tree):
-        for key, value in fn.__kwdefaults__.items():
-            monkeypatch.setitem(fn.__kwdefaults__, key, value)
+        monkeypatch.setitem(fn.__kwdefaults__, "initial_backoff", PULL_INITIAL_BACKOFF)
 
 
 def test_first_retry_is_sooner_and_the_backoff_still_doubles_to_flowers_cap(
