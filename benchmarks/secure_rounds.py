@@ -122,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         for i, setup in enumerate(chosen):
             started = time.monotonic()
             results[setup.name] = measure(setup, Path(tmp) / str(i), sites, args.rounds)
-            print(f"{setup.name}: done in {time.monotonic() - started:.0f} s", flush=True)
+            rounds = ", ".join(f"{x:.1f}" for x in results[setup.name].round_seconds)
+            print(f"{setup.name}: done in {time.monotonic() - started:.0f} s; rounds: {rounds} s",
+                  flush=True)  # fmt: skip
     base = statistics.median(results["tls"].round_seconds[1:])
     model = _model_bytes()
     print(f"\n{args.sites} sites, {args.rounds} rounds, model {model / 1e6:.2f} MB (float32)\n")
