@@ -1,4 +1,4 @@
-"""Flower's object pulls first retry after 0.05 s (was 1 s) and then back off as Flower does."""
+"""Flower's object pulls first retry after 0.05 s (was 1 s), doubling up to 1 s (was 10 s)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from flwr.supercore.inflatable import inflatable_utils
 from flwr.supercore.inflatable.inflatable_utils import ObjectUnavailableError
 
-from shared.object_pull import FIRST_RETRY_S, quicker_object_pulls
+from shared.object_pull import FIRST_RETRY_S, LONGEST_RETRY_S, quicker_object_pulls
 
 
 class _RecordingEvent(threading.Event):
@@ -43,23 +43,23 @@ def _waits_for(monkeypatch: pytest.MonkeyPatch, unavailable: int) -> list[float]
 def flower_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     """Flower's own first wait during the test, whatever ran before in this process (a
     simulation's ServerApp makes the change process-wide); restored after."""
-    from flwr.supercore.constant import PULL_INITIAL_BACKOFF
+    from flwr.supercore.constant import PULL_BACKOFF_CAP, PULL_INITIAL_BACKOFF
 
     for fn in (inflatable_utils.pull_objects, inflatable_utils.pull_and_inflate_object_from_tree):
         monkeypatch.setitem(fn.__kwdefaults__, "initial_backoff", PULL_INITIAL_BACKOFF)
+        monkeypatch.setitem(fn.__kwdefaults__, "backoff_cap", PULL_BACKOFF_CAP)
 
 
-def test_first_retry_is_sooner_and_the_backoff_still_doubles_to_flowers_cap(
+def test_first_retry_is_sooner_and_the_backoff_doubles_to_one_second(
     monkeypatch: pytest.MonkeyPatch, flower_defaults: None
 ) -> None:
     # Prepare: Flower's own schedule first
-    flower = _waits_for(monkeypatch, unavailable=3)
+    flower = _waits_for(monkeypatch, unavailable=6)
     # Execute
     assert quicker_object_pulls() is True
     ours = _waits_for(monkeypatch, unavailable=10)
-    # Assert: 1, 2, 4 s before; now 0.05 s doubling, capped at Flower's 10 s
-    assert flower == [1.0, 2.0, 4.0]
-    assert ours[:4] == [FIRST_RETRY_S, 0.1, 0.2, 0.4]
-    assert max(ours) == 10.0
+    # Assert: 1, 2, 4, 8, 10, 10 s before; now 0.05 s doubling, capped at 1 s
+    assert flower == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    assert ours == [FIRST_RETRY_S, 0.1, 0.2, 0.4, 0.8, *[LONGEST_RETRY_S] * 5]
     tree_defaults = inflatable_utils.pull_and_inflate_object_from_tree.__kwdefaults__
-    assert tree_defaults["initial_backoff"] == FIRST_RETRY_S
+    assert (tree_defaults["initial_backoff"], tree_defaults["backoff_cap"]) == (0.05, 1.0)
