@@ -36,8 +36,10 @@ def build_server_app(overrides: Mapping[str, Any] | None = None) -> ServerApp:
 
     @server_app.main()
     def main(grid: Grid, context: Context) -> None:
-        quicker_object_pulls()  # the sites' replies are pulled sooner (deployment)
         run = RunConfig.from_mapping({**context.run_config, **bound})
+        # The sites' replies are pulled sooner, and a reply whose upload was cut off (a
+        # site killed mid-upload) is given up after round-timeout, not Flower's 180 s.
+        quicker_object_pulls(give_up_after_s=run.round_timeout)
         _run(grid, context, run)
 
     return server_app

@@ -26,9 +26,16 @@ LONGEST_RETRY_S = 1.0
 
 
 def quicker_object_pulls(
-    first_retry_s: float = FIRST_RETRY_S, longest_retry_s: float = LONGEST_RETRY_S
+    first_retry_s: float = FIRST_RETRY_S,
+    longest_retry_s: float = LONGEST_RETRY_S,
+    give_up_after_s: float | None = None,
 ) -> bool:
     """Make Flower's object pulls in this process retry sooner (see the module's text).
+
+    With `give_up_after_s` a pull also gives up after that long (Flower: 2 hours). The
+    ServerApp passes the round-timeout: a site killed while uploading its reply leaves a
+    reply whose arrays never arrive, which Flower would keep asking for until the
+    SuperLink drops the upload session (180 s), past any round-timeout.
 
     Returns False (and changes nothing) when this Flower release pulls differently.
     """
@@ -38,9 +45,13 @@ def quicker_object_pulls(
         return False
     functions = (inflatable_utils.pull_objects, inflatable_utils.pull_and_inflate_object_from_tree)
     defaults = [getattr(fn, "__kwdefaults__", None) or {} for fn in functions]
-    if not all({"initial_backoff", "backoff_cap"} <= set(d) for d in defaults):
+    if not all({"initial_backoff", "backoff_cap", "max_time"} <= set(d) for d in defaults):
         return False
+    changes = [("initial_backoff", first_retry_s), ("backoff_cap", longest_retry_s)]
+    if give_up_after_s is not None:
+        changes.append(("max_time", give_up_after_s))
     for keyword_defaults in defaults:
-        for key, value in (("initial_backoff", first_retry_s), ("backoff_cap", longest_retry_s)):
-            keyword_defaults[key] = min(float(keyword_defaults[key]), value)
+        for key, value in changes:
+            current = keyword_defaults[key]
+            keyword_defaults[key] = value if current is None else min(float(current), value)
     return True
