@@ -33,7 +33,6 @@ __all__ = [
     "flwr_cli",
     "free_loopback_port",
     "register_sites",
-    "site_status",
     "start_server",
     "start_superlink",
     "superlink_command",
@@ -350,12 +349,3 @@ class SiteStatus:
         if client is not None:
             with contextlib.suppress(Exception):
                 client.close()
-
-
-def site_status(flwr_home: Path, node_ids: dict[str, str]) -> dict[str, str]:
-    """One look at each site's SuperNode status (see `SiteStatus`)."""
-    status = SiteStatus(flwr_home, node_ids)
-    try:
-        return status()
-    finally:
-        status.close()
