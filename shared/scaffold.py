@@ -65,16 +65,14 @@ class DriftCorrection:
     loop in `TrainSettings.scaffold`, and call `control_delta` after training.
     """
 
-    model: nn.Module
-    #: State-dict keys of the model, in the order of the arrays Flower sends.
-    keys: list[str]
     #: The round's start ``x``, the server's ``c`` and the site's ``c_i``, as sent.
     start: list[np.ndarray]
     server: list[np.ndarray]
     local: list[np.ndarray]
     lr: float
     steps: int = 0
-    _pairs: list[tuple[nn.Parameter, torch.Tensor]] = field(default_factory=list, repr=False)
+    #: (index in the arrays Flower sends, trainable parameter, its ``c - c_i``).
+    _trained: list[tuple[int, nn.Parameter, torch.Tensor]] = field(default_factory=list, repr=False)
 
     @classmethod
     def for_model(
@@ -89,27 +87,26 @@ class DriftCorrection:
         `local` is the site's ``c_i`` from earlier rounds, None (zeros) at first.
         """
         state = model.state_dict()
-        keys = list(state)
         start = [t.detach().cpu().numpy().copy() for t in state.values()]
         local = list(local) if local is not None else zero_control(start)
         if [np.shape(a) for a in local] != [np.shape(a) for a in start]:
             local = zero_control(start)  # another model than last round: start afresh
-        correction = cls(model, keys, start, list(server), local, lr)
+        correction = cls(start, list(server), local, lr)
         params = dict(model.named_parameters())
-        for i, key in enumerate(keys):
+        for i, key in enumerate(state):
             param = params.get(key)
             if param is not None and param.requires_grad:
                 diff = np.asarray(server[i], dtype=np.float32) - local[i]
-                correction._pairs.append((param, torch.from_numpy(diff)))
+                correction._trained.append((i, param, torch.from_numpy(diff)))
         return correction
 
     @torch.no_grad()
     def after_step(self) -> None:
         """``w -= lr * (c - c_i)`` for every trainable parameter; count the step."""
-        for index, (param, diff) in enumerate(self._pairs):
+        for index, (i, param, diff) in enumerate(self._trained):
             if diff.device != param.device or diff.dtype != param.dtype:
                 diff = diff.to(device=param.device, dtype=param.dtype)
-                self._pairs[index] = (param, diff)
+                self._trained[index] = (i, param, diff)
             param.add_(diff, alpha=-self.lr)
         self.steps += 1
 
@@ -121,15 +118,9 @@ class DriftCorrection:
         delta = zero_control(self.start)
         if self.steps == 0:
             return delta
-        trained = {id(p) for p, _ in self._pairs}
-        params = dict(self.model.named_parameters())
-        state = self.model.state_dict()
         scale = 1.0 / (self.steps * self.lr)
-        for i, key in enumerate(self.keys):
-            param = params.get(key)
-            if param is None or id(param) not in trained:
-                continue
-            end = state[key].detach().cpu().numpy().astype(np.float32)
+        for i, param, _ in self._trained:
+            end = param.detach().cpu().numpy().astype(np.float32)
             server = np.asarray(self.server[i], dtype=np.float32)
             delta[i] = np.asarray((self.start[i].astype(np.float32) - end) * scale - server)
         return delta
