@@ -147,13 +147,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _print_summary(record: dict[str, Any], data: Path, out: Path, seconds: float) -> None:
+    from shared.metrics import is_count_key
+
     rounds = record.get("rounds", [])
     last = rounds[-1] if rounds else {}
     final = (last.get("evaluate") or {}).get("aggregated", {})
     shown = ", ".join(
         f"{k}={v:.3f}"
         for k, v in final.items()
-        if isinstance(v, float) and k not in ("tp", "fp", "tn", "fn")
+        if isinstance(v, float) and not is_count_key(k)
     )
     print()
     status, task = record.get("status"), record.get("task")
@@ -163,6 +165,8 @@ def _print_summary(record: dict[str, Any], data: Path, out: Path, seconds: float
     for line in _data_lines(rounds):
         print(f"    {line}")
     print(f"  run record          {out / 'run.json'}")
+    if (out / "report.html").is_file():
+        print(f"  run report          {out / 'report.html'}")
     print(f"  round checkpoints   {out / 'checkpoints'}")
     print(f"  final global model  {out / 'global_model.pt'}")
     extra = sorted(
