@@ -16,7 +16,9 @@ COMMAND_MODULES = (
     "simulations.synth.cli",
     "shared.dicom.cli",
     "shared.volumes.cli",
+    "shared.predict.cli",
     "server.cli",
+    "server.report_cli",
     "client.cli",
 )
 

@@ -9,6 +9,7 @@ __all__ = [
     "DataError",
     "MedFleetError",
     "ProvisioningError",
+    "ReportError",
     "RoundError",
     "UpdateError",
     "reason_for_server",
@@ -69,6 +70,10 @@ class UpdateError(MedFleetError):
 
 class ProvisioningError(MedFleetError):
     """Keys, certificates or kits are missing, unsafe or inconsistent."""
+
+
+class ReportError(MedFleetError):
+    """A run report cannot be built: the folder holds no readable run record."""
 
 
 class RoundError(MedFleetError):

@@ -153,9 +153,7 @@ def _print_summary(record: dict[str, Any], data: Path, out: Path, seconds: float
     last = rounds[-1] if rounds else {}
     final = (last.get("evaluate") or {}).get("aggregated", {})
     shown = ", ".join(
-        f"{k}={v:.3f}"
-        for k, v in final.items()
-        if isinstance(v, float) and not is_count_key(k)
+        f"{k}={v:.3f}" for k, v in final.items() if isinstance(v, float) and not is_count_key(k)
     )
     print()
     status, task = record.get("status"), record.get("task")
