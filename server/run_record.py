@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -13,9 +14,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from server.report import write_report_quietly
+from server.tensorboard_log import TensorBoardLog
 from shared.config import RunConfig
 
 __all__ = ["RunRecorder", "timestamp"]
+
+logger = logging.getLogger("medfleet.server")
 
 OVERALL = "overall (weighted)"
 
@@ -25,7 +30,9 @@ class RunRecorder:
 
     Every write is atomic (temp file + rename), so a crash mid-run leaves the record of
     all completed rounds intact; a resumed run continues the same record (see
-    `resume_after`), noting each resumption under "resumes".
+    `resume_after`), noting each resumption under "resumes". With ``tensorboard = true``
+    every stage also goes to TensorBoard event files in ``tensorboard/``; `finish`
+    writes report.html beside run.json, whether the run completed or failed.
     """
 
     def __init__(
@@ -53,6 +60,9 @@ class RunRecorder:
         else:
             self.record = self._resumed(run, resume_after)
         out_dir.mkdir(parents=True, exist_ok=True)
+        self.tensorboard: TensorBoardLog | None = None
+        if run.option("tensorboard"):
+            self.tensorboard = TensorBoardLog(out_dir / "tensorboard", (resume_after or 0) + 1)
         self._write()
 
     def _resumed(self, run: RunConfig, after: int) -> dict[str, Any]:
@@ -90,6 +100,25 @@ class RunRecorder:
             "failures": failures,
         }
         self._write()
+        self._to_tensorboard(stage, server_round, per_site, aggregated)
+
+    def _to_tensorboard(
+        self,
+        stage: str,
+        server_round: int,
+        per_site: Mapping[str, Mapping[str, Any]],
+        aggregated: Mapping[str, float],
+    ) -> None:
+        """Write the stage's scalars; a failing event file is given up, never the run."""
+        if self.tensorboard is None:
+            return
+        try:
+            self.tensorboard.add_stage(stage, server_round, per_site, aggregated)
+        except Exception as err:
+            logger.warning(
+                "TensorBoard log stopped (%s: %s); run.json is intact", type(err).__name__, err
+            )
+            self.tensorboard = None
 
     def record_sites(
         self,
@@ -152,9 +181,18 @@ class RunRecorder:
         self.console.print(table)
 
     def finish(self, status: str, extra: Mapping[str, Any] | None = None) -> None:
-        """Mark the run finished (or failed) and write the final record."""
+        """Mark the run finished (or failed), write the final record and report.html.
+
+        A report that cannot be built is a warning (`medfleet report` rebuilds it later),
+        never a failed run.
+        """
         self.record.update(status=status, finished=timestamp(), **(extra or {}))
         self._write()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+        report = write_report_quietly(self.out_dir)
+        if report is not None:
+            logger.info("run report: %s", report)
 
     def _write(self) -> None:
         tmp = self.path.with_suffix(".json.tmp")

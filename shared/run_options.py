@@ -68,6 +68,12 @@ FEDERATION = (
     Option("sim-data-root", str, "", "simulation: folder with one sub-folder per site"),
     Option("out-dir", str, "runs/flwr-run", "server-side folder of run.json and checkpoints"),
     Option("resume-from", str, "", "server-side run folder to continue from its last round"),
+    Option(
+        "tensorboard",
+        bool,
+        False,
+        "also write every round's metrics as TensorBoard event files to out-dir/tensorboard",
+    ),
 )
 
 STRATEGY = (

@@ -1,6 +1,7 @@
 """End-to-end simulations of the classification task through Flower's simulation engine."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,22 @@ def test_two_sites_two_rounds_change_weights_and_all_sites_report(tmp_path: Path
     # FedAvg: a site validates exactly the round's global model
     reported = record["rounds"][1]["evaluate"]["sites"]["site-2"]["loss"]
     assert reported == pytest.approx(_global_val_loss(tmp_path, "site-2", 2), rel=1e-5)
+    _assert_report(tmp_path / "out", record)
+
+
+def _assert_report(out: Path, record: dict) -> None:
+    """The run's report.html: the ROC and confusion plots, the last round's counts, sites."""
+    html = (out / "report.html").read_text()
+    found = dict(re.findall(r'<section id="([^"]+)">(.*?)</section>', html, flags=re.S))
+    png = 'src="data:image/png;base64,'
+    for section in ("losses", "scores", "confusion", "roc"):
+        assert found[section].count(png) == 1, section
+    pooled = record["rounds"][-1]["evaluate"]["aggregated"]
+    counts = "".join(f"<td>{int(pooled[k])}</td>" for k in ("tp", "fp", "tn", "fn"))
+    assert f"<td>overall</td>{counts}" in found["confusion"]
+    assert "area" in found["roc"]  # drawn from the sites' ROC counts, not the 0.5 point only
+    for site in ("site-1", "site-2"):
+        assert found["per-site"].count(f"<td>{site}</td>") == 2
 
 
 def test_fedbn_sites_validate_with_their_own_normalisation_layers(tmp_path: Path) -> None:
