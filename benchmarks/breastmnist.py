@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset
 
+from shared.bundle import load_bundle
 from shared.config import RunConfig
 from shared.tasks import get_task
 from shared.tasks.base import SiteData, TrainSettings
@@ -90,9 +91,7 @@ def federated_scores(
     started = time.monotonic()
     record = run_simulation_job(SimulationOptions(run, 3, sites_dir))
     seconds = time.monotonic() - started
-    task = get_task(run)
-    model = task.build_model()
-    model.load_state_dict(torch.load(Path(run.out_dir) / "global_model.pt"))
+    task, model = load_bundle(Path(run.out_dir)).build()
     return record, score(task, model, test_dir), seconds
 
 

@@ -19,6 +19,7 @@ from torch.utils.data import ConcatDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from shared.bundle import load_bundle
 from shared.config import RunConfig, parse_overrides  # noqa: E402
 from shared.tasks import get_task  # noqa: E402
 from shared.tasks.base import SiteData, Task, TrainSettings  # noqa: E402
@@ -126,9 +127,7 @@ def run_federated(run: RunConfig, sites_root: Path) -> tuple[torch.nn.Module, di
     wall = time.monotonic() - started
     if record.get("status") != "completed":
         raise SystemExit("the federated run did not complete; see its log")
-    task = get_task(run)
-    model = task.build_model()
-    model.load_state_dict(torch.load(Path(run.out_dir) / "global_model.pt"))
+    task, model = load_bundle(Path(run.out_dir)).build()
     curve = [r["evaluate"]["aggregated"].get("dice") for r in record["rounds"]]
     return model, {"wall_s": wall, "val_dice_by_round": curve}
 

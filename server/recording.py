@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from flwr.common import (
     EvaluateIns,
     EvaluateRes,
@@ -30,6 +29,7 @@ from server.received_dump import dump_received
 from server.run_record import RunRecorder, timestamp
 from server.screening import screen_updates
 from server.strategies import strategy_state_attrs
+from shared.bundle import MODEL_FILE, save_bundle
 from shared.config import RunConfig
 from shared.errors import RoundError
 from shared.tasks.base import Task
@@ -135,7 +135,7 @@ class RecordingStrategy(Strategy):
         self.recorder.record_stage("fit", server_round, per_site, aggregated, len(failures))
         self.recorder.record_privacy(server_round, round_privacy(self.run, server_round, per_site))
         self.recorder.record_sites(server_round, dropped=dropped, refused=rejected, errors=errors)
-        self.recorder.record_files(server_round, self._save(server_round))
+        self.recorder.record_files(server_round, self._save(server_round, sorted(per_site)))
         self.last_aggregated_round = server_round
         if server_round in self._clock:
             started, t0, _ = self._clock[server_round]
@@ -205,7 +205,7 @@ class RecordingStrategy(Strategy):
     def _name(self, node_id: int) -> str:
         return self.site_names.get(node_id, f"node-{node_id}")
 
-    def _save(self, server_round: int) -> dict[str, str]:
+    def _save(self, server_round: int, sites: list[str]) -> dict[str, str]:
         names = list(self.model.state_dict())
         ckpt = save_checkpoint(
             self.out_dir / "checkpoints" / f"round-{server_round}.npz",
@@ -215,10 +215,16 @@ class RecordingStrategy(Strategy):
             strategy_state_attrs(innermost(self.inner)),
             self.run.to_mapping(),
         )
-        final = self.out_dir / "global_model.pt"
-        tmp = final.with_name(final.name + ".tmp")
-        torch.save(self.model.state_dict(), tmp)
-        tmp.replace(final)
+        provenance = {
+            "round": server_round,
+            "rounds": self.run.num_rounds,
+            "sites": sites,
+            "strategy": self.run.strategy,
+            "run_started": self.recorder.record.get("started"),
+            "saved": timestamp(),
+            "medfleet_version": self.recorder.record.get("medfleet_version"),
+        }
+        final = save_bundle(self.out_dir / MODEL_FILE, self.task, self.model, provenance)
         files = {"checkpoint": str(ckpt), "global_model": str(final)}
         files.update(self.task.on_round_end(self.model, server_round, self.out_dir))
         return files

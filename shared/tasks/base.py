@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,7 +19,7 @@ from shared.scaffold import DriftCorrection
 from shared.tasks.loop import train_local
 from shared.weights import get_weights, set_weights
 
-__all__ = ["Prediction", "RoundResult", "SiteData", "Task", "TrainSettings"]
+__all__ = ["Prediction", "Predictions", "RoundResult", "SiteData", "Task", "TrainSettings"]
 
 
 @dataclass(frozen=True)
@@ -117,11 +117,42 @@ class Prediction:
         Scores such as ``{"probability": p}`` or ``{"volume_mm3_1": v}``.
     array : numpy.ndarray or None
         An image-shaped output (label map, generated image), None when there is none.
+    references : tuple
+        Site-local facts about the inputs the output is about, for writers that need
+        them: the slice headers (pydicom datasets, no pixels) a DICOM SEG references, the
+        image record an overlay is drawn on. Empty when there are none; never sent.
     """
 
     key: str
     values: dict[str, float] = field(default_factory=dict)
     array: np.ndarray | None = None
+    references: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class Predictions(Sequence[Prediction]):
+    """What `Task.predict` returns: one `Prediction` per usable input, and the input counts.
+
+    Attributes
+    ----------
+    items : list[Prediction]
+        In a stable order (path order for images, UID or file order for volumes).
+    inputs : dict[str, int]
+        Counts as `medfleet data check` gives them (``files``, ``usable``, ``skipped``
+        and one ``skipped_<reason>`` per reason), so unusable inputs are reported.
+    """
+
+    items: list[Prediction]
+    inputs: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Prediction:  # type: ignore[override]
+        return self.items[index]
+
+    def __iter__(self) -> Iterator[Prediction]:
+        return iter(self.items)
 
 
 class Task(ABC):
@@ -208,13 +239,39 @@ class Task(ABC):
     def evaluate(self, model: nn.Module, data: SiteData, settings: TrainSettings) -> RoundResult:
         """Score `model` on the site's validation split; metrics include 'loss'."""
 
-    def predict(self, model: nn.Module, source: Path, settings: TrainSettings) -> list[Prediction]:
+    def predict(self, model: nn.Module, source: Path, settings: TrainSettings) -> Predictions:
         """Run `model` on every usable input under `source` (no labels needed).
 
         Uses the task's evaluation transforms and inference; ``settings`` gives the
-        device, batch size and seed. Returns one `Prediction` per input, in a stable order.
+        device, batch size and seed. Returns one `Prediction` per input, in a stable order,
+        with the counts of the inputs found and skipped.
         """
         raise NotImplementedError(f"task '{self.name}' does not define predict")
+
+    def write_predictions(
+        self, model: nn.Module, predictions: Predictions, out_dir: Path, settings: TrainSettings
+    ) -> dict[str, list[str]]:
+        """Write `predictions` under `out_dir` as files people and viewers open.
+
+        The default writes ``predictions.csv`` and ``predictions.json`` of every value;
+        tasks add their images and DICOM objects. Returns the files written, by kind.
+        """
+        from shared.predict.tables import write_tables
+
+        return {"tables": [str(p) for p in write_tables(predictions, out_dir)]}
+
+    def export_module(self, model: nn.Module) -> nn.Module:
+        """The network that `medfleet export` writes (the GAN exports its generator)."""
+        return model
+
+    def example_input(self, batch: int = 2) -> torch.Tensor:
+        """A seeded input batch of `export_module`'s shape, to check an export against."""
+        raise NotImplementedError(f"task '{self.name}' does not define example_input")
+
+    def input_spec(self) -> dict[str, Any]:
+        """What the model expects as input (size, channels, normalisation), for the model
+        file: people and viewers read it; predict rebuilds the transforms from the config."""
+        return {}
 
     def get_weights(self, model: nn.Module) -> list[np.ndarray]:
         """The model's state as a list of arrays (the unit Flower averages)."""

@@ -30,7 +30,14 @@ from shared.dicom.transforms import LoadDicomImaged
 from shared.errors import DataError
 from shared.metrics import classification_metrics, pooled_classification_metrics
 from shared.models import LesionCNN
-from shared.tasks.base import Prediction, RoundResult, SiteData, Task, TrainSettings
+from shared.tasks.base import (
+    Prediction,
+    Predictions,
+    RoundResult,
+    SiteData,
+    Task,
+    TrainSettings,
+)
 
 __all__ = ["ClassificationTask", "class_weights"]
 
@@ -184,13 +191,14 @@ class ClassificationTask(Task):
         return pooled_classification_metrics(results)
 
     @torch.no_grad()
-    def predict(self, model: nn.Module, source: Path, settings: TrainSettings) -> list[Prediction]:
+    def predict(self, model: nn.Module, source: Path, settings: TrainSettings) -> Predictions:
         """The probability of class 1 (malignant) of every usable image under `source`.
 
         Needs no labels.csv. Images get the evaluation transforms; keys are their SOP
-        Instance UIDs, in path order; values ``{"probability": p}``.
+        Instance UIDs, in path order; values ``{"probability": p}``; unusable files are
+        counted in ``inputs`` as `medfleet data check` counts them.
         """
-        records, _ = index_folder(source)
+        records, report = index_folder(source)
         if not records:
             raise DataError(
                 "no usable DICOM images to predict on: check the folder with `medfleet data check`"
@@ -199,10 +207,57 @@ class ClassificationTask(Task):
         probs = [
             torch.softmax(out, dim=1)[:, 1].cpu() for out, _ in _logits(model, dataset, settings)
         ]
-        return [
-            Prediction(record.sop_instance_uid, {"probability": float(p)})
+        items = [
+            Prediction(record.sop_instance_uid, {"probability": float(p)}, references=(record,))
             for record, p in zip(records, torch.cat(probs), strict=True)
         ]
+        return Predictions(items, dict(report.summary()))
+
+    def write_predictions(
+        self, model: nn.Module, predictions: Predictions, out_dir: Path, settings: TrainSettings
+    ) -> dict[str, list[str]]:
+        """The probability tables, and a Grad-CAM overlay PNG per image in ``gradcam/``.
+
+        Each heatmap explains class 1 (malignant) at the image's own size, over the
+        image as the network sees its intensities (before resizing).
+        """
+        from shared.predict.gradcam import class_activation_maps, save_overlay
+
+        files = super().write_predictions(model, predictions, out_dir, settings)
+        display = Compose([LoadDicomImaged(keys="image"), ScaleByModalityd("image")])
+        network = self._transforms(train=False)
+        model.to(settings.device).eval()
+        overlays = []
+        for prediction in predictions:
+            records = [r for r in prediction.references if isinstance(r, ImageRecord)]
+            if not records:
+                continue
+            item = _items(records[:1])[0]
+            image = network(item)["image"][None].to(settings.device)
+            shown = np.asarray(display(item)["image"])[0]
+            heatmap = class_activation_maps(model, image, self.gradcam_layer, 1, shown.shape)[0]
+            path = Path(out_dir) / "gradcam" / f"{prediction.key}.png"
+            overlays.append(str(save_overlay(shown, heatmap, path)))
+        return {**files, "gradcam": overlays}
+
+    @property
+    def gradcam_layer(self) -> str:
+        """The layer Grad-CAM explains: the last convolutional block of the network."""
+        return "layer3" if self.network == "resnet18" else "features.8"
+
+    def example_input(self, batch: int = 2) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(self.config.seed)
+        return torch.rand(batch, 1, self.image_size, self.image_size, generator=generator)
+
+    def input_spec(self) -> dict[str, Any]:
+        return {
+            "kind": "2D DICOM image, one channel",
+            "size": [self.image_size, self.image_size],
+            "resize": "bilinear to size (aspect not kept)",
+            "intensity": "CT: HU window [-1000, 400] to [0, 1]; other modalities: "
+            "0.5-99.5 percentiles to [0, 1]",
+            "output": "softmax over (benign, malignant); probability = class 1",
+        }
 
 
 def class_weights(labels: list[int], num_classes: int = 2) -> list[float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.data import CacheDataset, DataLoader, PersistentDataset
@@ -18,7 +19,14 @@ from shared.dicom import ImageRecord, index_folder
 from shared.dicom.transforms import LoadDicomImaged
 from shared.errors import ConfigError, DataError
 from shared.models.gan import GanPair
-from shared.tasks.base import Prediction, RoundResult, SiteData, Task, TrainSettings
+from shared.tasks.base import (
+    Prediction,
+    Predictions,
+    RoundResult,
+    SiteData,
+    Task,
+    TrainSettings,
+)
 from shared.tasks.gan_dp import train_private
 from shared.tasks.gan_grid import save_sample_grid
 from shared.tasks.gan_quality import FeatureNet, frechet_distance, image_features, kernel_mmd
@@ -192,21 +200,52 @@ class GanTask(Task):
         path = save_sample_grid(images, Path(out_dir) / "samples" / f"round-{server_round}.png")
         return {"samples": str(path)}
 
-    def predict(
-        self, model: nn.Module, source: Path, settings: TrainSettings, num_samples: int = 16
-    ) -> list[Prediction]:
-        """Generate `num_samples` images from noise seeded by ``settings.seed``.
+    def predict(self, model: nn.Module, source: Path, settings: TrainSettings) -> Predictions:
+        """Generate `gan-samples` images from noise seeded by ``settings.seed``.
 
         `source` is not read. Each `Prediction` is ``sample-<i>`` with the (H, W) float32
         image in [-1, 1] as its array; the same seed gives the same images.
         """
-        if num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        count = int(self.config.option("gan-samples"))
         pair = _as_pair(model).to(settings.device)
-        noise = pair.noise(num_samples, torch.Generator().manual_seed(settings.seed))
+        noise = pair.noise(count, torch.Generator().manual_seed(settings.seed))
         with torch.no_grad():
             images = _generate(pair, noise)[:, 0].cpu().numpy()
-        return [Prediction(f"sample-{i}", {}, image) for i, image in enumerate(images)]
+        items = [Prediction(f"sample-{i}", {}, image) for i, image in enumerate(images)]
+        return Predictions(items, {"generated": count})
+
+    def write_predictions(
+        self, model: nn.Module, predictions: Predictions, out_dir: Path, settings: TrainSettings
+    ) -> dict[str, list[str]]:
+        """Each sample as a PNG and as a DICOM Secondary Capture, and a grid of all."""
+        from shared.predict.capture import write_captures
+
+        model_id = f"{self.config.to_mapping()}-{settings.seed}"
+        pngs, dicoms = write_captures(predictions, out_dir, model_id)
+        arrays = np.stack([p.array for p in predictions if p.array is not None])
+        grid = save_sample_grid(arrays, Path(out_dir) / "samples.png")
+        return {
+            "png": [str(p) for p in pngs],
+            "dicom": [str(p) for p in dicoms],
+            "grid": [str(grid)],
+        }
+
+    def export_module(self, model: nn.Module) -> nn.Module:
+        """The generator: noise (batch, latent_dim) in, images in [-1, 1] out."""
+        return _as_pair(model).generator
+
+    def example_input(self, batch: int = 2) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(self.config.seed)
+        return torch.randn(batch, int(self.config.option("gan-latent-dim")), generator=generator)
+
+    def input_spec(self) -> dict[str, Any]:
+        size = int(self.config.option("gan-image-size"))
+        return {
+            "kind": "noise vector (generator input)",
+            "latent_dim": int(self.config.option("gan-latent-dim")),
+            "output": f"{size} x {size} one-channel image with values in [-1, 1]",
+            "intensity": "training images scaled by their 0.5-99.5 percentiles to [-1, 1]",
+        }
 
     def _quality(
         self, real: torch.Tensor, fake: torch.Tensor, reference: torch.Tensor, device: torch.device

@@ -20,5 +20,6 @@ OPTIONS = (
     ),
     Option("gan-lr", float, 2e-4, "Adam learning rate of both networks", low=1e-8, high=0.1),
     Option("gan-width", int, 32, "base feature maps of both networks", low=4, high=256),
+    Option("gan-samples", int, 16, "images `medfleet predict` generates", low=1, high=10_000),
     VAL_FRACTION,
 )

@@ -33,6 +33,13 @@ OPTIONS = (
     ),
     Option("seg-samples-per-case", int, 4, "patches per case per epoch", low=1, high=32),
     Option("seg-val-fraction", float, 0.2, "fraction of patients held out", low=0.01, high=0.99),
+    Option(
+        "seg-class-names",
+        str,
+        "",
+        "names of classes 1..K-1 in the DICOM SEGs predict writes, comma-separated "
+        "(empty: class-1, class-2, ...)",
+    ),
 )
 _BY_KEY = {option.key: option for option in OPTIONS}
 
@@ -54,6 +61,19 @@ def _channels(options: Mapping[str, Any]) -> tuple[int, ...]:
             f"(e.g. '16,32,64,128'), got {raw!r}"
         )
     return widths
+
+
+def _class_names(options: Mapping[str, Any], num_classes: int) -> tuple[str, ...]:
+    raw = str(_value(options, "seg-class-names"))
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not names:
+        return tuple(f"class-{k}" for k in range(1, num_classes))
+    if len(names) != num_classes - 1 or len(set(names)) != len(names):
+        raise ConfigError(
+            f"config key 'seg-class-names' must name the {num_classes - 1} foreground classes "
+            f"once each (seg-num-classes = {num_classes} with background), got {raw!r}"
+        )
+    return names
 
 
 @dataclass(frozen=True)
@@ -80,6 +100,8 @@ class SegOptions:
         Random patches drawn from each training case per epoch.
     val_fraction : float
         Fraction of patients held out for validation at each site.
+    class_names : tuple of str
+        Segment labels of classes 1..K-1 (background has none), for the DICOM SEG.
     """
 
     spatial_dims: int = 3
@@ -90,6 +112,7 @@ class SegOptions:
     norm: str = "instance"
     samples_per_case: int = 4
     val_fraction: float = 0.2
+    class_names: tuple[str, ...] = ()
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> SegOptions:
@@ -115,6 +138,7 @@ class SegOptions:
             norm=str(_value(options, "seg-norm")),
             samples_per_case=int(_value(options, "seg-samples-per-case")),
             val_fraction=float(_value(options, "seg-val-fraction")),
+            class_names=_class_names(options, int(_value(options, "seg-num-classes"))),
         )
 
     @property

@@ -18,10 +18,15 @@ from shared.config import RunConfig
 from shared.data import split_by_patient
 from shared.data.listing import file_signature
 from shared.errors import DataError
-from shared.tasks.base import Prediction, RoundResult, SiteData, Task, TrainSettings
+from shared.tasks.base import Predictions, RoundResult, SiteData, Task, TrainSettings
 from shared.tasks.seg_metrics import case_scores, summarise_scores
 from shared.tasks.seg_options import SegOptions
-from shared.tasks.seg_predict import predict_volumes, read_volumes
+from shared.tasks.seg_predict import (
+    VolumeCounts,
+    predict_volumes,
+    read_volumes,
+    write_seg_predictions,
+)
 from shared.tasks.seg_transforms import eval_transforms, train_transforms
 from shared.volumes import SegCase, index_segmentation_site
 
@@ -153,19 +158,45 @@ class SegmentationTask(Task):
         metrics["loss"] = float(np.mean(losses))
         return RoundResult(len(losses), metrics)
 
-    def predict(self, model: nn.Module, source: Path, settings: TrainSettings) -> list[Prediction]:
+    def predict(self, model: nn.Module, source: Path, settings: TrainSettings) -> Predictions:
         """Segment every volume under `source` (DICOM series or NIfTI files, no labels).
 
         Each `Prediction` holds the argmax label map (uint8, H x W x D) of the sliding
         window and ``volume_mm3_<k>`` of each foreground class; see `seg_predict`.
         """
         model.to(settings.device).eval()
-        return predict_volumes(
-            read_volumes(source),
+        counts = VolumeCounts()
+        items = predict_volumes(
+            read_volumes(source, counts),
             lambda image: self.infer(model, image),
             self.options.num_classes,
             settings.device,
         )
+        return Predictions(items, counts.inputs)
+
+    def write_predictions(
+        self, model: nn.Module, predictions: Predictions, out_dir: Path, settings: TrainSettings
+    ) -> dict[str, list[str]]:
+        """The volume tables (mm3 per class), a DICOM SEG per series, NIfTI label maps."""
+        files = super().write_predictions(model, predictions, out_dir, settings)
+        segs, maps = write_seg_predictions(
+            predictions, out_dir, self.options.class_names, "MedFleet U-Net"
+        )
+        return {**files, "seg": [str(p) for p in segs], "labels": [str(p) for p in maps]}
+
+    def example_input(self, batch: int = 2) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(self.config.seed)
+        return torch.randn(batch, 1, *self.options.roi_size, generator=generator)
+
+    def input_spec(self) -> dict[str, Any]:
+        opts = self.options
+        return {
+            "kind": f"{opts.spatial_dims}D volume, one channel (DICOM series or NIfTI)",
+            "patch": list(opts.roi_size),
+            "inference": "sliding window over the whole volume, overlap 0.25",
+            "intensity": "z-score over the non-zero voxels of each volume",
+            "classes": ["background", *opts.class_names],
+        }
 
 
 def _as_tensor(output: Any) -> torch.Tensor:

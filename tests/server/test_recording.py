@@ -20,6 +20,7 @@ from server.recording import RecordingStrategy
 from server.run_record import RunRecorder
 from server.server_app import fit_config
 from server.strategies import build_strategy
+from shared.bundle import load_bundle
 from shared.config import RunConfig
 from shared.errors import RoundError
 from shared.tasks import get_task
@@ -68,7 +69,11 @@ def test_aggregate_fit_is_the_example_weighted_mean(tmp_path: Path) -> None:
     assert set(record["rounds"][0]["fit"]["sites"]) == {"a", "b"}
     assert saved.config["strategy"] == "fedavg"
     assert metrics["train_loss"] == pytest.approx(0.5)
-    assert (tmp_path / "global_model.pt").is_file()
+    bundle = load_bundle(tmp_path)
+    assert bundle.task == "classification" and bundle.config["strategy"] == "fedavg"
+    assert bundle.provenance["round"] == 1 and bundle.provenance["sites"] == ["a", "b"]
+    for got, saved_array in zip(bundle.state_dict.values(), saved.state.values(), strict=True):
+        np.testing.assert_array_equal(got.numpy(), saved_array)
 
 
 def test_nan_and_wrong_shapes_are_refused_and_named(tmp_path: Path) -> None:

@@ -265,7 +265,10 @@ def test_predict_generates_seeded_samples_without_reading_a_source(tmp_path: Pat
     default = task.predict(model, missing, settings())
     again = task.predict(model, missing, settings())
     other = task.predict(model, missing, TrainSettings(1, 8, 1e-3, 4, torch.device("cpu")))
-    few = task.predict(model, missing, settings(), num_samples=3)
+    few_task = make_task(
+        **{"gan-image-size": 32, "gan-width": 4, "gan-latent-dim": 16, "gan-samples": 3}
+    )
+    few = few_task.predict(model, missing, settings())
 
     # Assert: 16 images by default, the generator's output for noise seeded by the seed
     noise = torch.randn(16, 16, generator=torch.Generator().manual_seed(3))
@@ -278,6 +281,6 @@ def test_predict_generates_seeded_samples_without_reading_a_source(tmp_path: Pat
     assert images.shape == (16, 32, 32) and float(np.abs(images).max()) <= 1.0
     assert all(np.array_equal(a.array, b.array) for a, b in zip(default, again, strict=True))
     assert not np.array_equal(default[0].array, other[0].array)
-    assert len(few) == 3
-    with pytest.raises(ValueError, match="num_samples"):
-        task.predict(model, missing, settings(), num_samples=0)
+    assert len(few) == 3 and few.inputs == {"generated": 3}
+    with pytest.raises(ConfigError, match="gan-samples"):
+        make_task(**{"gan-samples": 0}).predict(model, missing, settings())
