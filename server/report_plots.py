@@ -54,7 +54,8 @@ def png_uri(png: bytes) -> str:
 
 def _render(figure: object) -> str:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight")  # type: ignore[attr-defined]
+    # Constrained layout already fits the margins: no second draw for a tight bounding box.
+    figure.savefig(buffer, format="png", dpi=_DPI)  # type: ignore[attr-defined]
     return png_uri(buffer.getvalue())
 
 
