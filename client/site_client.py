@@ -14,6 +14,7 @@ from flwr.common import NDArrays, Scalar
 
 from client.fault_injection import Attack, InjectedRaise, parse_attack
 from shared.config import RunConfig, SiteConfig, resolve_device
+from shared.log_context import site_round
 from shared.scaffold import DriftCorrection, split_control
 from shared.tasks.base import SiteData, Task, TrainSettings
 from shared.weights import check_finite, norm_state_keys
@@ -108,6 +109,12 @@ class SiteClient(NumPyClient):
     def fit(
         self, parameters: NDArrays, config: dict[str, Scalar]
     ) -> tuple[NDArrays, int, dict[str, Scalar]]:
+        with site_round(self.site.name, _round(config), "fit"):
+            return self._fit(parameters, config)
+
+    def _fit(
+        self, parameters: NDArrays, config: dict[str, Scalar]
+    ) -> tuple[NDArrays, int, dict[str, Scalar]]:
         settings = self._settings(config)
         received, server_control = self._split(parameters)
         self._load_global(received)
@@ -172,6 +179,12 @@ class SiteClient(NumPyClient):
     def evaluate(
         self, parameters: NDArrays, config: dict[str, Scalar]
     ) -> tuple[float, int, dict[str, Scalar]]:
+        with site_round(self.site.name, _round(config), "evaluate"):
+            return self._evaluate(parameters, config)
+
+    def _evaluate(
+        self, parameters: NDArrays, config: dict[str, Scalar]
+    ) -> tuple[float, int, dict[str, Scalar]]:
         self._load_global(parameters)
         result = self.task.evaluate(self.model, self.data, self._settings(config))
         logger.info("validation on %d images: %s", result.num_examples, _fmt(result.metrics))
@@ -188,4 +201,11 @@ class SiteClient(NumPyClient):
 
 
 def _fmt(metrics: dict[str, float]) -> str:
-    return ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+    # Scores only: the ROC counts (roc_tp_<i>, roc_fp_<i>) would bury them in 38 numbers.
+    return ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not k.startswith("roc_"))
+
+
+def _round(config: dict[str, Scalar]) -> int | None:
+    """The server round a fit or evaluate instruction is for (None when not sent)."""
+    value = config.get("server-round")
+    return int(value) if isinstance(value, int | float) else None

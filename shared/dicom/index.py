@@ -16,6 +16,7 @@ from shared.dicom.records import ImageRecord
 from shared.dicom.report import DataReport
 from shared.dicom.validate import classify
 from shared.errors import DataError
+from shared.progress import track
 
 __all__ = ["SIDECAR_SUFFIXES", "clear_index_cache", "index_folder"]
 
@@ -72,7 +73,8 @@ def _index(listing: Listing) -> tuple[list[ImageRecord], DataReport]:
     report = DataReport(files=len(listing))
     seen: set[str] = set()
     with quiet_pydicom():
-        outcomes = [(path, _classify_file(path)) for path, _, _ in listing]
+        paths = track([path for path, _, _ in listing], "indexing DICOM files")
+        outcomes = [(path, _classify_file(path)) for path in paths]
     for path, outcome in outcomes:
         if isinstance(outcome, ImageRecord) and outcome.sop_instance_uid in seen:
             outcome = SkipReason.DUPLICATE

@@ -30,6 +30,7 @@ from shared.dicom.transforms import LoadDicomImaged
 from shared.errors import DataError
 from shared.metrics import classification_metrics, pooled_classification_metrics
 from shared.models import LesionCNN
+from shared.progress import track
 from shared.tasks.base import (
     Prediction,
     Predictions,
@@ -228,7 +229,7 @@ class ClassificationTask(Task):
         network = self._transforms(train=False)
         model.to(settings.device).eval()
         overlays = []
-        for prediction in predictions:
+        for prediction in track(predictions, "Grad-CAM overlays"):
             records = [r for r in prediction.references if isinstance(r, ImageRecord)]
             if not records:
                 continue

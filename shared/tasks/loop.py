@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+from shared.progress import progress
 
 if TYPE_CHECKING:
     from shared.privacy import SiteDpSgd
@@ -164,22 +166,44 @@ def _epochs(
     # Only fp16 needs loss scaling; a disabled scaler passes every call straight through.
     scaler = torch.amp.GradScaler("cuda", enabled=dtype is torch.float16)
     total, seen = 0.0, 0
-    for _ in range(settings.local_epochs):
-        for batch in loader:
-            optimizer.zero_grad()
-            with torch.autocast(settings.device.type, dtype=dtype, enabled=dtype is not None):
-                loss, count = batch_loss(model, batch)
-            objective = loss.float()
-            if settings.proximal_mu > 0:
-                objective = objective + proximal_term(params, global_params, settings.proximal_mu)
-            scaler.scale(objective).backward()
-            if settings.grad_clip_norm > 0:
-                scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-                torch.nn.utils.clip_grad_norm_(params, settings.grad_clip_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            if settings.scaffold is not None:
-                settings.scaffold.after_step()  # SCAFFOLD's drift correction
-            total += float(loss.detach()) * count
-            seen += count
+    steps = len(loader) * settings.local_epochs if isinstance(loader, Sized) else None
+    with progress(f"training {settings.local_epochs} epoch(s)", steps) as advance:
+        for _ in range(settings.local_epochs):
+            for batch in loader:
+                loss, count = _step(
+                    model, batch, batch_loss, optimizer, settings, params, global_params,
+                    dtype, scaler,
+                )  # fmt: skip
+                total += float(loss.detach()) * count
+                seen += count
+                advance(1)
     return total / max(seen, 1)
+
+
+def _step(
+    model: nn.Module,
+    batch: Any,
+    batch_loss: BatchLoss,
+    optimizer: torch.optim.Optimizer,
+    settings: TrainSettings,
+    params: list[nn.Parameter],
+    global_params: list[torch.Tensor],
+    dtype: torch.dtype | None,
+    scaler: torch.amp.GradScaler,
+) -> tuple[torch.Tensor, int]:
+    """One optimiser step on `batch`; returns its mean loss and example count."""
+    optimizer.zero_grad()
+    with torch.autocast(settings.device.type, dtype=dtype, enabled=dtype is not None):
+        loss, count = batch_loss(model, batch)
+    objective = loss.float()
+    if settings.proximal_mu > 0:
+        objective = objective + proximal_term(params, global_params, settings.proximal_mu)
+    scaler.scale(objective).backward()
+    if settings.grad_clip_norm > 0:
+        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+        torch.nn.utils.clip_grad_norm_(params, settings.grad_clip_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    if settings.scaffold is not None:
+        settings.scaffold.after_step()  # SCAFFOLD's drift correction
+    return loss, count

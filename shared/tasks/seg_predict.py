@@ -15,6 +15,7 @@ from monai.transforms import NormalizeIntensity
 
 from shared.dicom import index_folder
 from shared.errors import DataError
+from shared.progress import track
 from shared.tasks.base import Prediction, Predictions
 from shared.volumes.nifti import list_nifti, read_nifti
 from shared.volumes.series import load_series
@@ -117,7 +118,7 @@ def predict_volumes(
     """
     normalise = NormalizeIntensity(nonzero=True, channel_wise=True)
     predictions = []
-    for volume in volumes:
+    for volume in track(volumes, "segmenting volumes"):
         image = torch.as_tensor(normalise(volume.image[np.newaxis]), dtype=torch.float32)
         with torch.no_grad():
             logits = infer(image[None].to(device))
