@@ -123,8 +123,9 @@ def load_bundle(source: Path) -> ModelBundle:
         raise ConfigError("the model file could not be read as a MedFleet model") from err
     if not isinstance(content, dict) or content.get("format") != BUNDLE_FORMAT:
         raise ConfigError(
-            f"the model file is not a MedFleet model ({BUNDLE_FORMAT}): models written "
-            "before MedFleet 0.2 hold weights only; retrain, or resume the run to write one"
+            f"the model file is not a MedFleet model ({BUNDLE_FORMAT}): a file of weights "
+            "only (older MedFleet runs wrote one) lacks the task and options; resume or "
+            "rerun the training to write a model file"
         )
     return ModelBundle(
         task=str(content["task"]),
