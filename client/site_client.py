@@ -14,6 +14,7 @@ from flwr.common import NDArrays, Scalar
 
 from client.fault_injection import Attack, InjectedRaise, parse_attack
 from shared.config import RunConfig, SiteConfig, resolve_device
+from shared.cross_site import GLOBAL, MODEL_KEY
 from shared.log_context import site_round
 from shared.scaffold import DriftCorrection, split_control
 from shared.tasks.base import SiteData, Task, TrainSettings
@@ -56,10 +57,14 @@ class SiteClient(NumPyClient):
         self.dump_dir = dump_dir
         self.state = state if state is not None else RecordDict()
 
-    def _load_global(self, parameters: NDArrays) -> None:
-        """Global weights in; with FedBN the site's own normalisation layers over them."""
+    def _load_global(self, parameters: NDArrays, own_norm: bool = True) -> None:
+        """Global weights in; with FedBN the site's own normalisation layers over them.
+
+        `own_norm` False loads the weights exactly as sent (another site's local model
+        in cross-site evaluation, scored as that site trained it).
+        """
         self.task.set_weights(self.model, parameters)
-        if not self.run.local_norm or LOCAL_NORM_RECORD not in self.state:
+        if not own_norm or not self.run.local_norm or LOCAL_NORM_RECORD not in self.state:
             return
         record = self.state[LOCAL_NORM_RECORD]
         assert isinstance(record, ArrayRecord)
@@ -185,7 +190,8 @@ class SiteClient(NumPyClient):
     def _evaluate(
         self, parameters: NDArrays, config: dict[str, Scalar]
     ) -> tuple[float, int, dict[str, Scalar]]:
-        self._load_global(parameters)
+        # Cross-site evaluation names a site's local model: scored as sent (see _load_global).
+        self._load_global(parameters, own_norm=config.get(MODEL_KEY, GLOBAL) == GLOBAL)
         result = self.task.evaluate(self.model, self.data, self._settings(config))
         logger.info("validation on %d images: %s", result.num_examples, _fmt(result.metrics))
         loss = float(result.metrics.get("loss", 0.0))

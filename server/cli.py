@@ -104,6 +104,14 @@ def _add_run(sub: Any) -> None:
         help="continue an interrupted run (its out-dir) from its last completed round",
     )
     run.add_argument(
+        "--evaluate-only",
+        type=Path,
+        default=None,
+        metavar="MODEL",
+        help="train nothing: score a model file on this server (or a run folder's final "
+        "model) at every site; its task options and seed are taken from the file",
+    )
+    run.add_argument(
         "--app", type=Path, default=None, help="Flower app folder (default: this install)"
     )
     run.add_argument(
@@ -221,10 +229,13 @@ def _record_status(out_dir: Path) -> int:
 def run_mapping(args: argparse.Namespace, num_sites: int, state_dir: Path) -> dict[str, Any]:
     """The run config of `server run`: derived defaults < --set < flags typed.
 
-    With `--resume`, the interrupted run's stored config replaces the derived defaults.
-    The result is checked here, at the door, before anything is submitted.
+    With `--resume`, the interrupted run's stored config replaces the derived defaults;
+    with `--evaluate-only MODEL`, the model file's task options and seed join them. The
+    result is checked here, at the door, before anything is submitted.
     """
+    from shared.bundle import check_evaluated_model, evaluation_run_config
     from shared.config import RunConfig, parse_overrides
+    from shared.errors import ConfigError
 
     typed = {
         "task": args.task,
@@ -235,6 +246,8 @@ def run_mapping(args: argparse.Namespace, num_sites: int, state_dir: Path) -> di
         "secagg": False if args.no_secagg else None,
     }
     given = {key: value for key, value in typed.items() if value is not None}
+    if args.resume is not None and args.evaluate_only is not None:
+        raise ConfigError("--resume and --evaluate-only do not go together: give one of them")
     if args.resume is not None:
         from server.resume import stored_config
 
@@ -243,7 +256,10 @@ def run_mapping(args: argparse.Namespace, num_sites: int, state_dir: Path) -> di
     else:
         out_dir = args.out_dir or state_dir / "runs" / time.strftime("%Y%m%d-%H%M%S")
         base = {"min-sites": num_sites, "secagg": True}
+        if args.evaluate_only is not None:
+            base.update(evaluation_run_config(args.evaluate_only.expanduser()))
     config = {**base, **parse_overrides(args.options), **given}
     config["out-dir"] = str(Path(out_dir).expanduser().resolve())
-    RunConfig.from_mapping(config)  # refuse bad keys and values before submitting
+    # Refuse bad keys and values, and a model file that does not fit, before submitting.
+    check_evaluated_model(RunConfig.from_mapping(config))
     return config

@@ -13,6 +13,7 @@ from flwr.common import (
     EvaluateRes,
     FitIns,
     FitRes,
+    NDArrays,
     Parameters,
     Scalar,
     ndarrays_to_parameters,
@@ -75,6 +76,10 @@ class RecordingStrategy(Strategy):
         self._sent = self.global_arrays
         self.last_aggregated_round = 0
         self.site_names: dict[int, str] = {}
+        #: With cross-site-local: each site's model as it sent it in the last round.
+        self.local_models: dict[str, NDArrays] = {}
+        #: The last evaluated round, the nodes asked to score it and those that replied.
+        self.evaluated: tuple[int, set[int], set[int]] = (0, set(), set())
         self._sampled: dict[int, list[int]] = {}
         #: Per round: start (UTC text), start and end of training (monotonic seconds).
         self._clock: dict[int, tuple[str, float, float]] = {}
@@ -130,6 +135,7 @@ class RecordingStrategy(Strategy):
             raise RoundError(f"round {server_round}: the strategy produced no global model")
         self.task.set_weights(self.model, parameters_to_ndarrays(parameters))
         self.global_arrays = self.task.get_weights(self.model)
+        self._keep_local_models(server_round, kept)
         per_site = {self._name(p.node_id): dict(r.metrics) for p, r in kept}
         aggregated = self.task.aggregate_metrics([(r.num_examples, r.metrics) for _, r in kept])
         self.recorder.record_stage("fit", server_round, per_site, aggregated, len(failures))
@@ -152,15 +158,31 @@ class RecordingStrategy(Strategy):
         kept = [pair for i, pair in enumerate(results) if i not in refused]
         return kept, sorted(self._name(results[i][0].node_id) for i in refused)
 
+    def _keep_local_models(self, server_round: int, kept: FitResults) -> None:
+        """In the last round with cross-site-local, keep each site's model for cross-site
+        evaluation (never under SecAgg+ or DP: refused at the door); model arrays only, a
+        SCAFFOLD update's control change after them left out."""
+        if server_round != self.run.num_rounds or not self.run.option("cross-site-local"):
+            return
+        size = len(self.model.state_dict())
+        self.local_models = {
+            self._name(proxy.node_id): parameters_to_ndarrays(res.parameters)[:size]
+            for proxy, res in kept
+        }
+
     def configure_evaluate(
         self, server_round: int, parameters: Parameters, client_manager: ClientManager
     ) -> list[tuple[ClientProxy, EvaluateIns]]:
-        return self.inner.configure_evaluate(server_round, parameters, client_manager)
+        instructions = self.inner.configure_evaluate(server_round, parameters, client_manager)
+        self.evaluated = (server_round, {proxy.node_id for proxy, _ in instructions}, set())
+        return instructions
 
     def aggregate_evaluate(
         self, server_round: int, results: EvalResults, failures: Failures
     ) -> tuple[float | None, dict[str, Scalar]]:
         self._dump_received("evaluate", server_round, results, failures)
+        asked = self.evaluated[1] if self.evaluated[0] == server_round else set()
+        self.evaluated = (server_round, asked, {proxy.node_id for proxy, _ in results})
         results = [(p, r) for p, r in results if r.num_examples > 0]
         self._learn_names(results)
         results = self._in_site_order(results)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from server.report_cross_site import cross_site_section
 from server.report_data import load_record
 from server.report_html import note, page
 from server.report_sections import (
@@ -52,6 +53,7 @@ SECTIONS: tuple[tuple[str, str, Section], ...] = (
     ("roc", "ROC curves", roc_section),
     ("dice", "Dice per class and site", dice_section),
     ("samples", "Generated samples by round", samples_section),
+    ("cross-site", "Cross-site evaluation", cross_site_section),
     ("config", "Run config", config_section),
 )
 

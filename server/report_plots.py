@@ -12,7 +12,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Bars", "Line", "Panel", "bars", "confusion_grid", "curves", "png_uri", "roc"]
+__all__ = [
+    "Bars",
+    "Line",
+    "Panel",
+    "bars",
+    "confusion_grid",
+    "curves",
+    "heatmap",
+    "png_uri",
+    "roc",
+]
 
 _DPI = 90
 
@@ -148,4 +158,41 @@ def bars(chart: Bars) -> str:
     ax.set(title=chart.title, ylabel=chart.ylabel)
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=7)
+    return _render(figure)
+
+
+def heatmap(
+    rows: Sequence[str],
+    columns: Sequence[str],
+    values: Sequence[Sequence[float]],
+    title: str,
+    lower_is_better: bool = False,
+) -> str:
+    """A table of values as coloured cells, each labelled (NaN: a grey '-').
+
+    Values all within [0, 1] (AUC, Dice) are coloured on that whole scale, so that a
+    table of close scores does not look like one of far apart ones.
+    """
+    import numpy as np
+    from matplotlib import colormaps
+
+    grid = np.ma.masked_invalid(np.asarray(values, dtype=float))
+    width, height = 1.4 + 1.2 * len(columns), 1.2 + 0.5 * len(rows)
+    figure, (ax,) = _figure(1, 1, max(4.0, width), max(2.4, height))
+    # Green is better either way: reversed for losses and distances.
+    cmap = colormaps["RdYlGn_r" if lower_is_better else "RdYlGn"].with_extremes(bad="#dddddd")
+    finite = grid.compressed()
+    unit = finite.size > 0 and finite.min() >= 0 and finite.max() <= 1
+    shown = ax.imshow(
+        grid, cmap=cmap, aspect="auto", vmin=0 if unit else None, vmax=1 if unit else None
+    )
+    for row in range(len(rows)):
+        for column in range(len(columns)):
+            value = grid[row, column]
+            text = "-" if np.ma.is_masked(value) else f"{float(value):.3f}"
+            ax.text(column, row, text, ha="center", va="center", fontsize=9)
+    ax.set_xticks(range(len(columns)), list(columns), fontsize=8)
+    ax.set_yticks(range(len(rows)), list(rows), fontsize=8)
+    ax.set(title=title, xlabel="scored at site", ylabel="model")
+    figure.colorbar(shown, ax=ax)
     return _render(figure)

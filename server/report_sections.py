@@ -51,6 +51,9 @@ def summary_section(record: Record, run_dir: Path) -> str:
     ]
     if record.get("final_model"):
         pairs.append(("final model", Path(str(record["final_model"])).name))
+    evaluated = mapping(record.get("evaluated_model"))
+    if evaluated:
+        pairs.append(("evaluated model (no training)", evaluated.get("path")))
     if record.get("error"):
         pairs.append(("error", record["error"]))
     dropped = sorted({str(s) for r in done for s in r.get("dropped") or []})

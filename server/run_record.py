@@ -75,6 +75,7 @@ class RunRecorder:
             {"at": timestamp(), "after_round": after, "discarded_partial_rounds": lost},
         ]
         record.update(rounds=kept, status="running", finished=None, config=run.to_mapping())
+        record.pop("cross_site", None)  # the resumed run scores its own final model
         return record
 
     def _round(self, server_round: int) -> dict[str, Any]:
@@ -152,6 +153,22 @@ class RunRecorder:
     def record_files(self, server_round: int, files: Mapping[str, str]) -> None:
         """Remember files written for a round (checkpoint, sample grid, ...)."""
         self._round(server_round)["files"].update(files)
+        self._write()
+
+    def stage_sites(self, stage: str, server_round: int) -> dict[str, dict[str, Any]]:
+        """A recorded stage's metrics per site; empty when the round or stage is missing."""
+        for entry in self.record["rounds"]:
+            if entry["round"] == server_round and entry.get(stage):
+                return {name: dict(m) for name, m in entry[stage]["sites"].items()}
+        return {}
+
+    def record_cross_site(self, table: Mapping[str, Any]) -> None:
+        """Store the cross-site table ({"scores": {model: {site: metrics}}, ...})."""
+        scores = {
+            model: {site: _clean(metrics) for site, metrics in per_site.items()}
+            for model, per_site in table["scores"].items()
+        }
+        self.record["cross_site"] = {**table, "scores": scores}
         self._write()
 
     def print_round(self, server_round: int) -> None:

@@ -10,18 +10,22 @@ from typing import Any
 
 from flwr.common import Context, Scalar, ndarrays_to_parameters
 from flwr.server import Grid, LegacyContext, ServerApp, ServerConfig
+from flwr.server.strategy import Strategy
 
 from server.checkpoint import Checkpoint
+from server.cross_site import CrossSiteWorkflow
 from server.privacy import with_privacy
 from server.recording import RecordingStrategy, innermost
 from server.resume import check_compatible, latest_checkpoint, restore_strategy_state
 from server.run_record import RunRecorder
 from server.strategies import build_strategy
 from server.workflow import BoundedClientManager, MedFleetWorkflow
+from shared.bundle import MODEL_FILE, load_for_run, model_path
 from shared.config import RunConfig, SecAggConfig
 from shared.errors import ConfigError, MedFleetError
 from shared.object_pull import quicker_object_pulls
 from shared.tasks import get_task
+from shared.tasks.base import Task
 from shared.weights import norm_state_keys
 
 __all__ = ["app", "build_server_app", "fit_config"]
@@ -67,27 +71,21 @@ def _run(grid: Grid, context: Context, run: RunConfig) -> None:
     recorder = RunRecorder(
         out_dir, run, task.table_metrics, resume_after=done if run.resume_from else None
     )
-    inner = with_privacy(
-        build_strategy(
-            run, ndarrays_to_parameters(task.get_weights(model)), fit_config(run), _evaluate_config
-        ),
-        run,
-    )
-    if checkpoint is not None:
-        restore_strategy_state(innermost(inner), checkpoint)
-        logger.info("resuming after round %d of %d", done, run.num_rounds)
-    strategy = RecordingStrategy(inner, task, model, run, recorder, out_dir)
-    legacy = LegacyContext(
-        context,
-        # MedFleetWorkflow applies round-timeout itself; Flower's workflows never read it here.
-        config=ServerConfig(num_rounds=run.num_rounds),
-        strategy=strategy,
-        client_manager=BoundedClientManager(run.round_timeout),
-    )
-    workflow = MedFleetWorkflow(_fit_workflow(run, out_dir), done + 1, run.round_timeout)
     try:
         _check_local_norm(run, model)
-        workflow(grid, legacy)
+        outputs = _evaluated_model(run, model) or {"final_model": str(out_dir / MODEL_FILE)}
+        strategy = RecordingStrategy(
+            _strategy(run, task, model, checkpoint), task, model, run, recorder, out_dir
+        )
+        legacy = LegacyContext(
+            context,
+            # MedFleetWorkflow applies round-timeout itself; Flower's workflows never read it.
+            config=ServerConfig(num_rounds=run.num_rounds),
+            strategy=strategy,
+            client_manager=BoundedClientManager(run.round_timeout),
+        )
+        fit = _fit_workflow(run, out_dir)
+        MedFleetWorkflow(fit, done + 1, run.round_timeout, CrossSiteWorkflow(run))(grid, legacy)
     except MedFleetError as err:
         logger.error("run stopped: %s", err)
         recorder.finish("failed", {"error": str(err)})
@@ -95,8 +93,43 @@ def _run(grid: Grid, context: Context, run: RunConfig) -> None:
     except BaseException:
         recorder.finish("failed")
         raise
-    recorder.finish("completed", {"final_model": str(out_dir / "global_model.pt")})
+    recorder.finish("completed", outputs)
     logger.info("run finished; record: %s", recorder.path)
+
+
+def _strategy(run: RunConfig, task: Task, model: Any, checkpoint: Checkpoint | None) -> Strategy:
+    """The registry strategy from `model`'s weights, under DP when training with it."""
+    initial = ndarrays_to_parameters(task.get_weights(model))
+    strategy = build_strategy(run, initial, fit_config(run), _evaluate_config)
+    if checkpoint is not None:
+        restore_strategy_state(innermost(strategy), checkpoint)
+        logger.info("resuming after round %d of %d", checkpoint.server_round, run.num_rounds)
+    # An evaluation-only run trains nothing, so there is nothing to clip or noise.
+    return strategy if run.option("evaluate-model") else with_privacy(strategy, run)
+
+
+def _evaluated_model(run: RunConfig, model: Any) -> dict[str, Any] | None:
+    """An evaluation-only run: the model file's weights into `model`, and what to record."""
+    source = str(run.option("evaluate-model"))
+    if not source:
+        return None
+    bundle = load_for_run(Path(source), run, model)
+    if bundle.config.get("seed", run.seed) != run.seed:
+        logger.warning(
+            "the model was trained with seed %s, this run has seed %s: at the sites it was "
+            "trained on, other patients are held out (some of them training patients)",
+            bundle.config.get("seed"),
+            run.seed,
+        )
+    path = model_path(Path(source))
+    logger.info("evaluation only: scoring %s at every site", path.name)
+    return {
+        "evaluated_model": {
+            "path": str(path),
+            "sha256": bundle.fingerprint(),
+            "trained": bundle.provenance,
+        }
+    }
 
 
 def _checkpoint(run: RunConfig) -> Checkpoint | None:

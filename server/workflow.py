@@ -139,15 +139,21 @@ class MedFleetWorkflow:
     with SecAgg+ (four fit stages and the evaluation), 2 x without; a site that does not
     answer is left out of the round's later exchanges. A round whose fit stage
     aggregated nothing (e.g. SecAgg+ halted because fewer sites than its threshold
-    replied) raises RoundError: the run stops, its checkpoints intact.
+    replied) raises RoundError: the run stops, its checkpoints intact. After the last
+    round, `final` (cross-site evaluation) runs with the same bounded exchanges.
     """
 
     def __init__(
-        self, fit_workflow: Workflow | None, start_round: int, round_timeout: float
+        self,
+        fit_workflow: Workflow | None,
+        start_round: int,
+        round_timeout: float,
+        final: Workflow | None = None,
     ) -> None:
         self.fit_workflow = fit_workflow or default_fit_workflow
         self.start_round = start_round
         self.round_timeout = round_timeout
+        self.final = final
 
     def __call__(self, grid: Grid, context: Context) -> None:
         if not isinstance(context, LegacyContext):
@@ -175,6 +181,10 @@ class MedFleetWorkflow:
                         + _site_errors(exchanges.errors)
                     )
                 default_evaluate_workflow(bounded, context)
+            if self.final is not None:
+                cfg[Key.CURRENT_ROUND] = context.config.num_rounds
+                exchanges.errors.clear()
+                self.final(bounded, context)
         finally:
             stop.set()
             thread.join(timeout=10)

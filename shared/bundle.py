@@ -15,9 +15,21 @@ from shared.errors import ConfigError
 if TYPE_CHECKING:
     from torch import nn
 
+    from shared.config import RunConfig
     from shared.tasks.base import Task
 
-__all__ = ["BUNDLE_FORMAT", "MODEL_FILE", "ModelBundle", "load_bundle", "save_bundle"]
+__all__ = [
+    "BUNDLE_FORMAT",
+    "MODEL_FILE",
+    "ModelBundle",
+    "check_evaluated_model",
+    "evaluation_options",
+    "evaluation_run_config",
+    "load_bundle",
+    "load_for_run",
+    "model_path",
+    "save_bundle",
+]
 
 #: The file name of a run's final global model inside its run folder.
 MODEL_FILE = "global_model.pt"
@@ -99,6 +111,12 @@ def save_bundle(
     return path
 
 
+def model_path(source: Path) -> Path:
+    """The model file `source` names: itself, or the final model of a run folder."""
+    source = Path(source)
+    return source / MODEL_FILE if source.is_dir() else source
+
+
 def load_bundle(source: Path) -> ModelBundle:
     """Read a model file, or the final model of a run folder.
 
@@ -110,8 +128,7 @@ def load_bundle(source: Path) -> ModelBundle:
     ConfigError
         When `source` is neither a MedFleet model file nor a run folder holding one.
     """
-    source = Path(source)
-    path = source / MODEL_FILE if source.is_dir() else source
+    path = model_path(source)
     if not path.is_file():
         raise ConfigError(
             f"no model at the given path: give a run folder holding {MODEL_FILE} "
@@ -134,3 +151,70 @@ def load_bundle(source: Path) -> ModelBundle:
         inputs=dict(content.get("inputs", {})),
         provenance=dict(content.get("provenance", {})),
     )
+
+
+def evaluation_options(bundle: ModelBundle) -> dict[str, Any]:
+    """The run-config keys a model file fixes for scoring it: its task, the task's options
+    (network, input size, validation fraction) and the seed (which patients are held out).
+
+    With them, an evaluation-only run builds the same network and, at the sites it was
+    trained on, scores it on the same held-out patients as the training run did.
+    """
+    import importlib
+
+    from shared.tasks import TASK_OPTIONS
+
+    module = TASK_OPTIONS.get(bundle.task)
+    if module is None:
+        raise ConfigError(
+            f"the model file is for task '{bundle.task}', which this MedFleet build lacks: "
+            f"use a model of {', '.join(sorted(TASK_OPTIONS))}"
+        )
+    keys = ["seed", *(o.key for o in importlib.import_module(module).OPTIONS)]
+    return {"task": bundle.task, **{k: bundle.config[k] for k in keys if k in bundle.config}}
+
+
+def load_for_run(source: Path, run: RunConfig, model: nn.Module) -> ModelBundle:
+    """Read the model file `source` into `model`, the network `run` builds.
+
+    Raises
+    ------
+    ConfigError
+        When there is no model file, it is for another task, the run's task options
+        differ from those the model was trained with, or the weights do not fit.
+    """
+    bundle = load_bundle(source)
+    fixed = evaluation_options(bundle)
+    mapping = run.to_mapping()
+    differ = sorted(k for k, v in fixed.items() if k != "seed" and mapping.get(k) != v)
+    if differ:
+        shown = ", ".join(f"{k} = {fixed[k]!r} (this run: {mapping.get(k)!r})" for k in differ)
+        raise ConfigError(
+            f"the model file was trained with {shown}: set these keys as the model has "
+            "(`--evaluate-only` takes them from the model file unless --set overrides them)"
+        )
+    try:
+        model.load_state_dict(bundle.state_dict)
+    except RuntimeError as err:
+        raise ConfigError(
+            "the model file's weights do not fit the network its options describe: "
+            "was it written by another MedFleet version?"
+        ) from err
+    return bundle
+
+
+def evaluation_run_config(source: Path) -> dict[str, Any]:
+    """The run-config keys of an evaluation-only run of the model file (or run folder)
+    `source`: its task options and seed, the file, and no training rounds."""
+    options = evaluation_options(load_bundle(source))
+    path = model_path(source).resolve()
+    return {**options, "evaluate-model": str(path), "num-server-rounds": 0}
+
+
+def check_evaluated_model(run: RunConfig) -> None:
+    """At the door: the run's `evaluate-model` (if any) is a model file its network loads."""
+    source = str(run.option("evaluate-model"))
+    if source:
+        from shared.tasks import get_task
+
+        load_for_run(Path(source), run, get_task(run).build_model())

@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import ConfigError
-from shared.run_options import FEDERATION, PRIVACY, ROBUSTNESS, SECAGG, STRATEGY, TRAINING
+from shared.run_options import (
+    EVALUATION,
+    FEDERATION,
+    PRIVACY,
+    ROBUSTNESS,
+    SECAGG,
+    STRATEGY,
+    TRAINING,
+)
 from shared.schema import Option, Scalar, Schema
 
 __all__ = [
@@ -34,7 +42,7 @@ def run_schema() -> Schema:
     from shared.tasks import TASKS, task_options
 
     task = Option("task", str, "classification", "the task to train", choices=tuple(TASKS))
-    groups = (TRAINING, FEDERATION, STRATEGY, ROBUSTNESS, SECAGG, PRIVACY)
+    groups = (TRAINING, FEDERATION, EVALUATION, STRATEGY, ROBUSTNESS, SECAGG, PRIVACY)
     return Schema([task, *(o for group in groups for o in group), *task_options()])
 
 
@@ -149,6 +157,9 @@ class RunConfig:
             )
         self._check_byzantine_sites()
         self._check_scaffold()
+        from shared.cross_site import check_cross_site
+
+        check_cross_site(self)
         self._check_privacy()
         if self.secagg.enabled:
             from shared.secagg import validate_secagg

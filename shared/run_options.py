@@ -6,6 +6,7 @@ from shared.schema import Option
 
 __all__ = [
     "DP_MODES",
+    "EVALUATION",
     "FEDERATION",
     "OPTIMIZERS",
     "PRIVACY",
@@ -36,7 +37,8 @@ STRATEGY_NAMES = (
 OPTIMIZERS = ("adam", "sgd")
 
 TRAINING = (
-    Option("num-server-rounds", int, 5, "federated rounds", low=1, high=100_000),
+    # 0 only for an evaluation-only run (`evaluate-model`); RunConfig.validate checks that.
+    Option("num-server-rounds", int, 5, "federated rounds", low=0, high=100_000),
     Option("local-epochs", int, 1, "local epochs per round", low=1, high=10_000),
     Option("batch-size", int, 16, "local batch size", low=1, high=65_536),
     Option("lr", float, 1e-3, "local learning rate", low=1e-8, high=10.0),
@@ -73,6 +75,23 @@ FEDERATION = (
         bool,
         False,
         "also write every round's metrics as TensorBoard event files to out-dir/tensorboard",
+    ),
+)
+
+EVALUATION = (
+    Option(
+        "cross-site-local",
+        bool,
+        False,
+        "cross-site evaluation: also score each site's last local model at every site "
+        "(not with secagg or dp)",
+    ),
+    Option(
+        "evaluate-model",
+        str,
+        "",
+        "server-side model file (or run folder) to score at every site instead of training "
+        "(with num-server-rounds = 0)",
     ),
 )
 

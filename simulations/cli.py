@@ -58,6 +58,14 @@ def register(subparsers: Any) -> None:
         help="continue an interrupted run from its last completed round",
     )
     parser.add_argument(
+        "--evaluate-only",
+        type=Path,
+        default=None,
+        metavar="MODEL",
+        help="train nothing: score a model file (or a run folder's final model) at every "
+        "site; its task options and seed are taken from the file",
+    )
+    parser.add_argument(
         "--synth-scale", type=float, default=1.0, help="size factor of generated synthetic sites"
     )
     parser.add_argument(
@@ -90,7 +98,8 @@ def run_mapping(args: argparse.Namespace, data: Path, out: Path, sites: int) -> 
     """The run config of `medfleet sim`: derived defaults < --set < flags typed.
 
     Every site takes part in every round unless `min-sites` says otherwise, and SecAgg+
-    shares keys with every other site by default.
+    shares keys with every other site by default. With `--evaluate-only MODEL` the
+    model file's task options and seed are derived defaults too.
     """
     from shared.config import parse_overrides
 
@@ -99,6 +108,10 @@ def run_mapping(args: argparse.Namespace, data: Path, out: Path, sites: int) -> 
         "secagg-num-shares": sites,
         "secagg-threshold": max(2, sites - 1),
     }
+    if args.evaluate_only is not None:
+        from shared.bundle import evaluation_run_config
+
+        derived.update(evaluation_run_config(args.evaluate_only))
     paths = {"sim-data-root": str(data), "out-dir": str(out)}
     return {**derived, **parse_overrides(args.options), **typed_flags(args), **paths}
 
@@ -110,21 +123,15 @@ def typed_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from shared.config import RunConfig, parse_overrides, site_folders
+    from shared.bundle import check_evaluated_model
+    from shared.config import RunConfig
     from shared.errors import ConfigError
     from simulations.runner import SimulationOptions, run_simulation_job
 
+    if args.resume is not None and args.evaluate_only is not None:
+        raise ConfigError("--resume and --evaluate-only do not go together: give one of them")
     if args.resume is not None:
-        # The interrupted run's own config, with only what was typed now on top
-        # (e.g. --rounds 10 to extend it).
-        from server.resume import stored_config
-
-        out = args.resume.resolve()
-        stored = stored_config(out)
-        data = Path(str(stored["sim-data-root"]))
-        typed = typed_flags(args)
-        mapping = {**stored, **parse_overrides(args.options), **typed, "resume-from": str(out)}
-        sites = len(site_folders(data)) if args.sites is None else args.sites
+        mapping, data, out, sites = _resumed_mapping(args)
     else:
         out = args.out.resolve()
         data = (args.data or out / "data").resolve()
@@ -133,6 +140,7 @@ def _run(args: argparse.Namespace) -> int:
     if sites < 1:
         raise ConfigError(f"--sites must be at least 1, got {sites}")
     run = RunConfig.from_mapping(mapping)
+    check_evaluated_model(run)
     if not args.verbose:
         # MedFleet prints its own per-round table; Flower's round log and history dump
         # would bury it. Flower's errors still show. Flower sets its logger's level when
@@ -144,6 +152,21 @@ def _run(args: argparse.Namespace) -> int:
     record = run_simulation_job(SimulationOptions(run, sites, data, args.synth_scale))
     _print_summary(record, data, out, time.monotonic() - started)
     return 0 if record.get("status") == "completed" else 1
+
+
+def _resumed_mapping(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Path, int]:
+    """`--resume`: the interrupted run's own config, with only what was typed now on top
+    (e.g. --rounds 10 to extend it); its data folder, run folder and number of sites."""
+    from server.resume import stored_config
+    from shared.config import parse_overrides, site_folders
+
+    out = args.resume.resolve()
+    stored = stored_config(out)
+    data = Path(str(stored["sim-data-root"]))
+    typed = typed_flags(args)
+    mapping = {**stored, **parse_overrides(args.options), **typed, "resume-from": str(out)}
+    sites = len(site_folders(data)) if args.sites is None else args.sites
+    return mapping, data, out, sites
 
 
 def _print_summary(record: dict[str, Any], data: Path, out: Path, seconds: float) -> None:
@@ -158,13 +181,20 @@ def _print_summary(record: dict[str, Any], data: Path, out: Path, seconds: float
     print()
     status, task = record.get("status"), record.get("task")
     print(f"Run {status} in {seconds:.0f} s: {len(rounds)} rounds, task {task}")
-    print(f"  final validation (all sites, weighted): {shown or 'n/a'}")
+    if rounds:
+        print(f"  final validation (all sites, weighted): {shown or 'n/a'}")
     print(f"  site data           {data}")
     for line in _data_lines(rounds):
         print(f"    {line}")
     print(f"  run record          {out / 'run.json'}")
+    cross = record.get("cross_site") or {}
+    if cross:
+        size = f"{len(cross['models'])} models x {len(cross['sites'])} sites"
+        print(f"  cross-site table    run.json 'cross_site' ({size}, {cross['main_metric']})")
     if (out / "report.html").is_file():
         print(f"  run report          {out / 'report.html'}")
+    if not rounds:
+        return
     print(f"  round checkpoints   {out / 'checkpoints'}")
     print(f"  final global model  {out / 'global_model.pt'}")
     extra = sorted(

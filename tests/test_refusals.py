@@ -24,7 +24,10 @@ def kits(tmp_path: Path) -> Path:
         (["sim", "--task", "clasification"], "did you mean 'classification'"),
         (["sim", "--strategy", "fedmedain"], "did you mean 'fedmedian'"),
         (["sim", "--sites", "0"], "--sites must be at least 1"),
-        (["sim", "--rounds", "0"], "'num-server-rounds' must be in [1, "),
+        (["sim", "--rounds", "0"], "'num-server-rounds' = 0 trains nothing"),
+        (["sim", "--set", "cross-site-local=true", "--secagg"], "'secagg' = true shows"),
+        (["sim", "--evaluate-only", "absent.pt"], "no model at the given path"),
+        (["sim", "--evaluate-only", "absent.pt", "--resume", "r"], "do not go together"),
         (["sim", "--lr", "0"], "'lr' must be in"),
         (["sim", "--set", "seg-patch-sise=64"], "did you mean 'seg-patch-size'"),
         (["sim", "--set", "image-size=8"], "'image-size' must be in [16, 512], got 8"),
@@ -64,6 +67,23 @@ def test_server_run_refuses_bad_config_and_missing_kits(
     assert "kit settings file not found" in err
     assert "unknown config key 'lrr' (did you mean 'lr'?)" in err
     assert "SecAgg+ needs at least 3 sites per round" in err
+
+
+def test_server_run_refuses_local_models_under_secagg_and_a_missing_model_file(
+    kits: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Prepare: `server run` turns SecAgg+ on unless --no-secagg; the kit has two sites
+    server = ["server", "run", "--kit", str(kits / "server"), "--set", "secagg-num-shares=2"]
+
+    # Execute
+    local = main([*server, "--set", "cross-site-local=true"])
+    missing = main([*server, "--evaluate-only", str(tmp_path / "absent.pt")])
+
+    # Assert
+    err = capsys.readouterr().err
+    assert (local, missing) == (2, 2)
+    assert "'cross-site-local' = true needs each site's own model" in err
+    assert "no model at the given path" in err
 
 
 def test_site_start_refuses_a_missing_data_folder(

@@ -130,3 +130,25 @@ def test_local_norm_key_gives_fedbn_with_another_aggregation() -> None:
     client.fit(_global(client.model, 5.0), {"server-round": 2})
     # Assert
     np.testing.assert_array_equal(task.seen[1]["bn.running_mean"].numpy(), sent[3])
+
+
+def test_cross_site_scores_another_sites_model_as_sent_and_the_global_one_as_fedbn() -> None:
+    # Prepare: the site trained once, so it holds its own normalisation layers
+    from shared.cross_site import GLOBAL, MODEL_KEY
+
+    client, task = _client("fedbn", RecordDict())
+    sent, _, _ = client.fit(_global(client.model, 0.0), {"server-round": 1})
+    other = _global(client.model, 7.0)  # another site's last local model
+    keys = list(client.model.state_dict())
+    local = set(norm_state_keys(client.model))
+
+    # Execute
+    client.evaluate(other, {"server-round": 1, MODEL_KEY: "site-2"})
+    client.evaluate(other, {"server-round": 1, MODEL_KEY: GLOBAL})
+
+    # Assert: site-2's model exactly; the global one under this site's own norm layers
+    as_sent, as_global = task.seen[-2], task.seen[-1]
+    for index, key in enumerate(keys):
+        np.testing.assert_array_equal(as_sent[key].numpy(), other[index], err_msg=key)
+        expected = sent[index] if key in local else other[index]
+        np.testing.assert_array_equal(as_global[key].numpy(), expected, err_msg=key)

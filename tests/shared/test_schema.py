@@ -26,7 +26,8 @@ def test_unknown_strategy_gets_did_you_mean() -> None:
     ("raw", "message"),
     [
         ({"task": "clasification"}, "did you mean 'classification'"),
-        ({"num-server-rounds": 0}, "'num-server-rounds' must be in \\[1, "),
+        ({"num-server-rounds": -1}, "'num-server-rounds' must be in \\[0, "),
+        ({"num-server-rounds": 0}, "'num-server-rounds' = 0 trains nothing"),
         ({"min-sites": 0}, "'min-sites' must be in \\[1, "),
         ({"lr": 0.0}, "'lr' must be in"),
         ({"image-size": 8}, "'image-size' must be in \\[16, 512\\], got 8"),
