@@ -73,13 +73,13 @@ def test_log_lines_of_a_site_task_say_which_site_and_round(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Prepare
-    ours, flowers = logging.getLogger("medfleet.test"), logging.getLogger("flwr.test")
+    ours, others = logging.getLogger("medfleet.test"), logging.getLogger("elsewhere.test")
     caplog.set_level(logging.INFO)
 
     # Execute
     with site_round("site-2", 7, "evaluate"):
         ours.info("validation on %d images", 12)
-        flowers.info("not ours")
+        others.info("not ours")
     ours.info("after the round")
 
     # Assert
