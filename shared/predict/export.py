@@ -107,17 +107,19 @@ def _onnx(
             "ONNX export needs the 'export' extra: pip install 'medfleet[export]'"
         ) from err
     batch = torch.export.Dim("batch", min=1, max=1024)
-    torch.onnx.export(
-        module,
-        (example,),
-        str(out),
-        input_names=["input"],
-        output_names=["output"],
-        dynamic_shapes=({0: batch},),
-        dynamo=True,
-        external_data=False,
-        verbose=False,
-    )
+    with warnings.catch_warnings():  # torch.export's deprecation notices, not ours to fix
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.onnx.export(
+            module,
+            (example,),
+            str(out),
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_shapes=({0: batch},),
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     run = lambda x: session.run(None, {"input": x.numpy()})[0]  # noqa: E731
     return run(example), run(other)
