@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,8 @@ def _onnx(
         raise ConfigError(
             "ONNX export needs the 'export' extra: pip install 'medfleet[export]'"
         ) from err
+    # Its exporter lists every torchvision operator it skips (torchvision is not needed).
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     batch = torch.export.Dim("batch", min=1, max=1024)
     with warnings.catch_warnings():  # torch.export's deprecation notices, not ours to fix
         warnings.simplefilter("ignore", FutureWarning)
