@@ -43,6 +43,10 @@ from shared.tasks.base import (
 __all__ = ["ClassificationTask", "class_weights"]
 
 
+#: Decoding and intensity scaling, the first steps of every classification pipeline.
+_LOAD_STEPS = (LoadDicomImaged(keys="image"), ScaleByModalityd("image"))
+
+
 class ClassificationTask(Task):
     """Binary lesion classification (0 benign, 1 malignant) on 2D DICOM images.
 
@@ -89,14 +93,7 @@ class ClassificationTask(Task):
         return LesionCNN(in_channels=1, num_classes=2)
 
     def _transforms(self, train: bool) -> Compose:
-        size = (self.image_size, self.image_size)
-        steps: list[Any] = [
-            LoadDicomImaged(keys="image"),
-            ScaleByModalityd("image"),
-            Resized("image", spatial_size=size),
-            # Cached as a plain tensor: augmentation below needs no MetaTensor history.
-            EnsureTyped(keys="image", dtype=torch.float32, track_meta=False),
-        ]
+        steps: list[Any] = [*_LOAD_STEPS, *self._input_steps()]
         if train:
             steps += [
                 Untracked(RandFlipd("image", prob=0.5, spatial_axis=0)),
@@ -105,6 +102,14 @@ class ClassificationTask(Task):
                 EnsureTyped(keys="image", dtype=torch.float32, track_meta=False),
             ]
         return Compose(steps)
+
+    def _input_steps(self) -> list[Any]:
+        """From the loaded, scaled image (`_LOAD_STEPS`) to the network's input."""
+        return [
+            Resized("image", spatial_size=(self.image_size, self.image_size)),
+            # Cached as a plain tensor: augmentation needs no MetaTensor history.
+            EnsureTyped(keys="image", dtype=torch.float32, track_meta=False),
+        ]
 
     def load_site(self, site_dir: Path, cache_dir: Path | None = None) -> SiteData:
         records, counts, labels = self._labelled(site_dir)
@@ -225,8 +230,9 @@ class ClassificationTask(Task):
         from shared.predict.gradcam import class_activation_maps, save_overlay
 
         files = super().write_predictions(model, predictions, out_dir, settings)
-        display = Compose([LoadDicomImaged(keys="image"), ScaleByModalityd("image")])
-        network = self._transforms(train=False)
+        # Each image is decoded once: the overlay shows it as loaded and scaled, and the
+        # network sees it resized from there, as in evaluation.
+        load, to_input = Compose(list(_LOAD_STEPS)), Compose(self._input_steps())
         model.to(settings.device).eval()
         overlays = []
         for prediction in track(predictions, "Grad-CAM overlays"):
@@ -234,8 +240,9 @@ class ClassificationTask(Task):
             if not records:
                 continue
             item = _items(records[:1])[0]
-            image = network(item)["image"][None].to(settings.device)
-            shown = np.asarray(display(item)["image"])[0]
+            loaded = load(item)
+            shown = np.asarray(loaded["image"])[0]
+            image = to_input(loaded)["image"][None].to(settings.device)
             heatmap = class_activation_maps(model, image, self.gradcam_layer, 1, shown.shape)[0]
             path = Path(out_dir) / "gradcam" / f"{prediction.key}.png"
             overlays.append(str(save_overlay(shown, heatmap, path)))
