@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 import sqlite3
@@ -95,10 +96,23 @@ def _found(needle: str, data: bytes) -> bool:
     return False
 
 
+#: An embedded file in HTML (the run report's plots): ``data:image/png;base64,...``.
+_DATA_URI = re.compile(rb"data:[\w./+-]+;base64,([A-Za-z0-9+/=]+)")
+
+
 def _blobs(path: Path) -> Iterator[tuple[str, bytes]]:
-    """A file's bytes, plus the members of zip files (npz, torch) and SQLite rows as text."""
+    """A file's bytes, plus the members of zip files (npz, torch), SQLite rows as text and
+    the decoded files embedded as base64 data URIs.
+
+    A data URI is searched decoded, not as its base64 text: a short needle such as a
+    patient ID turns up by chance in a few hundred kB of base64 (seen: ``P0008`` in the
+    run report's PNGs), and a value written into the embedded file would not be seen.
+    """
     data = path.read_bytes()
-    yield str(path), data
+    embedded = [base64.b64decode(m.group(1)) for m in _DATA_URI.finditer(data)]
+    yield str(path), _DATA_URI.sub(b"data:embedded", data) if embedded else data
+    for index, payload in enumerate(embedded):
+        yield f"{path}#embedded-{index}", payload
     if zipfile.is_zipfile(io.BytesIO(data)):
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             for member in archive.namelist():
