@@ -48,7 +48,9 @@ def test_flwr_run_trains_the_sites_like_medfleet_sim(tmp_path: Path) -> None:
             "FLWR_LOCAL_CONTROL_API_PORT": str(free_port()),
         },
     )
-    run_config = f"sim-data-root='{data}' out-dir='{out}' num-server-rounds=2 min-sites=2"
+    run_config = (
+        f"sim-data-root='{data}' out-dir='{out}' num-server-rounds=2 min-sites=2 image-size=32"
+    )
     command = [flower_executable("flwr"), "run", str(app), "medfleet-sim", "--stream"]
 
     # Execute

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow
 
 
 def _sim(data: Path, out: Path, rounds: int) -> int:
-    argv = ["sim", "--sites", "2", "--rounds", str(rounds), "--strategy", "fedadam"]
+    argv = ["sim", "--sites", "2", "--rounds", str(rounds), "--strategy", "fedadam",
+            "--set", "image-size=32"]  # fmt: skip
     return main([*argv, "--data", str(data), "--out", str(out), "--device", "cpu"])
 
 
