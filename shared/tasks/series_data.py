@@ -33,7 +33,8 @@ __all__ = [
 class SeriesSkipReason(StrEnum):
     """Why the files of a series are left out (counted per file; never a header value)."""
 
-    NOT_A_VOLUME = "series does not form one volume (mixed geometry, gaps, multi-frame)"
+    #: Mixed orientation or size, duplicate positions, uneven gaps, multi-frame files.
+    NOT_A_VOLUME = "series not one volume"
 
 
 @dataclass(frozen=True)
