@@ -113,6 +113,15 @@ class SeriesClassificationTask(Task):
             extras={"class_weights": class_weights([labels[s.uid] for s in train])},
         )
 
+    def labelled_dataset(self, site_dir: Path) -> Any:
+        """Every usable labelled series of a folder, evaluation transforms, no split.
+
+        For scoring a model on a held-out folder (a benchmark's test site) with `evaluate`
+        (as ``SiteData.val``).
+        """
+        series, _, labels = self._labelled(site_dir)
+        return self._dataset(series_items(series, labels), False, None)
+
     def _labelled(
         self, site_dir: Path
     ) -> tuple[list[SeriesRecord], dict[str, int], dict[str, int]]:

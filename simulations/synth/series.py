@@ -2,6 +2,7 @@
 
 A nodule is a sphere, so it shows on the few slices its diameter spans (one slice can
 decide); everything else (lung texture, vessels, chest wall) is drawn on every slice.
+`difficulty` (0 to 1, default 0.4) sets the nodules' size and how many slices have vessels.
 Sites differ as their scanners do (the `SiteProfile`: field of view, noise, blur, HU
 calibration, stored-pixel encoding) and in slice gap and prevalence.
 """
@@ -124,7 +125,10 @@ def _render(
 ) -> tuple[np.ndarray, bool]:
     """One slice's stored pixels, and whether the nodule shows on it."""
     hu = draw_lung(grid, rng)
-    draw_vessels(hu, grid, rng)
+    # Vessels look like a nodule on the slice that cuts them across: at difficulty 0
+    # (easy data for tests) there are none, from 0.4 (the default) on every slice.
+    if rng.random() < 2.5 * profile.difficulty:
+        draw_vessels(hu, grid, rng)
     shown = False
     if nodule is not None:
         lesion, z_centre = nodule
@@ -148,7 +152,8 @@ def _write_series(
     n_slices = int(rng.integers(SLICES[0], SLICES[1] + 1))
     nodule = _nodule(profile, n_slices, gap, rng) if label else None
     clear_of = nodule[0].center_mm if nodule else (0.0, 0.0)
-    wall = sample_chest_wall(clear_of, 15.0, rng)
+    # The body wall (bright in a lung window, as a nodule is) stays at the field's edge.
+    wall = sample_chest_wall(clear_of, 0.4 * profile.field_of_view_mm, rng)
     z_start, shown = float(rng.uniform(-260.0, -120.0)), []
     for index in range(n_slices):
         pixels, visible = _render(profile, grid, index * gap, nodule, wall, rng)

@@ -161,3 +161,25 @@ def test_series_networks_are_refused_where_they_cannot_run() -> None:
         get_task(RunConfig.from_mapping({"model": "cnn-gru"}))
     with pytest.raises(ConfigError, match="dp = 'client'"):
         _task(dp="dp-sgd")
+
+
+@pytest.mark.slow
+def test_cnn_gru_learns_easy_series_and_scores_unseen_ones_well_above_chance(
+    tmp_path: Path,
+) -> None:
+    # Prepare: easy data (large nodules, no vessels); train at one site, test at another
+    train_site, test_site = generate_sites(
+        tmp_path, n_sites=2, seed=1, task="series", scale=0.3, difficulty=0.0
+    )
+    task = _task(model="cnn-gru", **{"image-size": 32, "val-fraction": 0.01})
+    model, data = task.build_model(), task.load_site(train_site)
+    data.val = task.labelled_dataset(test_site)
+    untrained = task.evaluate(model, data, SETTINGS).metrics["auc"]
+    # Execute: 6 epochs of 3 batches
+    for epoch in range(1, 7):
+        settings = TrainSettings(1, 4, 3e-3, 42, torch.device("cpu"), server_round=epoch)
+        task.train_round(model, data, settings)
+    scores = task.evaluate(model, data, SETTINGS)
+    # Assert
+    assert scores.num_examples == len(_truth(test_site))
+    assert scores.metrics["auc"] >= 0.8, (untrained, scores.metrics)
