@@ -1,8 +1,8 @@
 """Series classification, federated: the recurrent cnn-gru against the same CNN's max over slices.
 
 Usage:
-    python benchmarks/series_gru.py [--rounds 8] [--local-epochs 1] [--scale 1.0] \
-        [--work DIR] [--result FILE]
+    python benchmarks/series_gru.py [--rounds 10] [--local-epochs 1] [--scale 1.0] \
+        [--difficulty 0.2] [--work DIR] [--result FILE]
 
 Data: four synthetic series sites (`medfleet synth --task series`: CT series of 12 to 40
 slices at 64 x 64, positive series holding one 6-12 mm nodule on the few slices it spans,
@@ -48,13 +48,15 @@ MODELS = {
 N_SITES = 3
 
 
-def prepare(work: Path, seed: int, scale: float) -> tuple[Path, Path]:
+def prepare(work: Path, seed: int, scale: float, difficulty: float) -> tuple[Path, Path]:
     """Three training sites and one unseen test site (reused when already written)."""
-    root = work / f"data-{seed}-{scale:g}"
+    root = work / f"data-{seed}-{scale:g}-{difficulty:g}"
     sites, test = root / "sites", root / "test"
     if not (test / "series_labels.csv").is_file():
         shutil.rmtree(root, ignore_errors=True)
-        generate_sites(root / "all", n_sites=N_SITES + 1, seed=seed, task="series", scale=scale)
+        generate_sites(
+            root / "all", N_SITES + 1, seed=seed, task="series", scale=scale, difficulty=difficulty
+        )
         sites.mkdir(parents=True)
         for k in range(1, N_SITES + 1):
             (root / "all" / f"site-{k}").rename(sites / f"site-{k}")
@@ -127,26 +129,31 @@ def table(results: list[dict[str, Any]]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--local-epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--scale", type=float, default=1.0, help="size factor of the sites")
+    parser.add_argument(
+        "--difficulty", type=float, default=0.2, help="nodule size and vessel clutter, 0 to 1"
+    )
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--work", type=Path, default=Path("runs/bench-series-gru"))
     parser.add_argument("--result", type=Path, default=None, help="also write JSON here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("MEDFLEET_PROGRESS", "off")
-    sites, test = prepare(args.work, args.seed, args.scale)
+    sites, test = prepare(args.work, args.seed, args.scale, args.difficulty)
     results = [run_model(model, args, sites, test) for model in args.models]
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     ).stdout.strip()
     print(f"\n{platform.node()} {os.cpu_count()} CPUs, torch {torch.__version__}, commit {commit}")
-    print(f"{args.rounds} rounds x {args.local_epochs} local epochs, batch {args.batch_size}, "
-          f"lr {args.lr}, seed {args.seed}, scale {args.scale}")  # fmt: skip
+    print(
+        f"{args.rounds} rounds x {args.local_epochs} local epochs, batch {args.batch_size}, "
+        f"lr {args.lr}, seed {args.seed}, scale {args.scale}, difficulty {args.difficulty}"
+    )
     print(table(results))
     if args.result:
         args.result.write_text(json.dumps(results, indent=2) + "\n")
