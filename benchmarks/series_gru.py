@@ -1,8 +1,8 @@
 """Series classification, federated: the recurrent cnn-gru against the same CNN's max over slices.
 
 Usage:
-    python benchmarks/series_gru.py [--rounds 10] [--local-epochs 1] [--scale 1.0] \
-        [--difficulty 0.2] [--work DIR] [--result FILE]
+    python benchmarks/series_gru.py [--rounds 20] [--local-epochs 2] [--scale 1.0] \
+        [--difficulty 0.4] [--work DIR] [--result FILE]
 
 Data: four synthetic series sites (`medfleet synth --task series`: CT series of 12 to 40
 slices at 64 x 64, positive series holding one 6-12 mm nodule on the few slices it spans,
@@ -129,14 +129,14 @@ def table(results: list[dict[str, Any]]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--local-epochs", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--local-epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--scale", type=float, default=1.0, help="size factor of the sites")
     parser.add_argument(
-        "--difficulty", type=float, default=0.2, help="nodule size and vessel clutter, 0 to 1"
+        "--difficulty", type=float, default=0.4, help="nodule size and vessel clutter, 0 to 1"
     )
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--work", type=Path, default=Path("runs/bench-series-gru"))
