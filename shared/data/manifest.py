@@ -59,7 +59,10 @@ class LabelManifest(dict[str, int]):
 
 
 def read_label_manifest(
-    site_dir: Path, key: str = "sop_instance_uid", allowed: Iterable[int] = BINARY_LABELS
+    site_dir: Path,
+    key: str = "sop_instance_uid",
+    allowed: Iterable[int] = BINARY_LABELS,
+    filename: str = LABELS_FILE,
 ) -> LabelManifest:
     """Return {uid: label} from `<site_dir>/labels.csv`, skipping and counting bad rows.
 
@@ -75,6 +78,8 @@ def read_label_manifest(
         Column holding the image identifier.
     allowed : iterable of int
         Labels the task accepts (default 0 and 1).
+    filename : str
+        The manifest's file name in `site_dir` (``series_labels.csv`` for the series task).
 
     Returns
     -------
@@ -87,25 +92,27 @@ def read_label_manifest(
         Without the path (site-local): the file is missing, is not UTF-8 CSV, or lacks
         the ``<key>,label`` header.
     """
-    path = site_dir / LABELS_FILE
+    path = site_dir / filename
     if not path.is_file():
         raise DataError(
-            f"site has no {LABELS_FILE}; add one with columns '{key},label' next to the DICOM files"
+            f"site has no {filename}; add one with columns '{key},label' next to the DICOM files"
         )
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            return _read_rows(csv.DictReader(handle), key, frozenset(allowed))
+            return _read_rows(csv.DictReader(handle), key, frozenset(allowed), filename)
     except (UnicodeDecodeError, csv.Error) as err:
-        raise DataError(f"{LABELS_FILE} is not UTF-8 CSV text; save it as CSV (UTF-8)") from err
+        raise DataError(f"{filename} is not UTF-8 CSV text; save it as CSV (UTF-8)") from err
 
 
-def _read_rows(reader: csv.DictReader, key: str, allowed: frozenset[int]) -> LabelManifest:
+def _read_rows(
+    reader: csv.DictReader, key: str, allowed: frozenset[int], filename: str
+) -> LabelManifest:
     """Collect the usable rows of `reader`; a UID with conflicting labels is dropped."""
     if reader.fieldnames is None:
-        raise DataError(f"{LABELS_FILE} is empty; add the header '{key},label' and one row each")
+        raise DataError(f"{filename} is empty; add the header '{key},label' and one row each")
     reader.fieldnames = [name.strip() for name in reader.fieldnames]
     if key not in reader.fieldnames or "label" not in reader.fieldnames:
-        raise DataError(f"{LABELS_FILE} must have the header '{key},label'")
+        raise DataError(f"{filename} must have the header '{key},label'")
     manifest = LabelManifest()
     rows_of: dict[str, int] = {}  # rows seen per kept UID, all dropped on a conflict
     conflicting: set[str] = set()

@@ -27,7 +27,7 @@ from shared.data.manifest import label_summary
 from shared.data.untracked import Untracked
 from shared.dicom import ImageRecord, index_folder
 from shared.dicom.transforms import LoadDicomImaged
-from shared.errors import DataError
+from shared.errors import ConfigError, DataError
 from shared.metrics import classification_metrics, pooled_classification_metrics
 from shared.models import LesionCNN
 from shared.progress import track
@@ -39,6 +39,7 @@ from shared.tasks.base import (
     Task,
     TrainSettings,
 )
+from shared.tasks.classification_options import SERIES_NETWORKS
 
 __all__ = ["ClassificationTask", "class_weights"]
 
@@ -68,6 +69,12 @@ class ClassificationTask(Task):
         super().__init__(config)
         self.image_size = int(config.option("image-size"))
         self.network = str(config.option("model"))
+        if self.network in SERIES_NETWORKS:
+            raise ConfigError(
+                f"config key 'model' = '{self.network}' reads a whole series of slices: "
+                "use task 'series' (labels per series in series_labels.csv), or model "
+                "'lesion-cnn' or 'resnet18' for single images"
+            )
         self.val_fraction = float(config.option("val-fraction"))
 
     def build_model(self) -> nn.Module:

@@ -9,6 +9,7 @@ from pathlib import Path
 from shared.errors import ConfigError
 from simulations.synth.classification import generate_classification_site
 from simulations.synth.segmentation import generate_segmentation_site
+from simulations.synth.series import generate_series_site
 from simulations.synth.sites import SiteProfile, site_profiles
 
 __all__ = ["SITE_GENERATORS", "generate_sites", "look_up_task"]
@@ -20,6 +21,7 @@ SITE_GENERATORS: dict[str, SiteGenerator] = {
     "segmentation": generate_segmentation_site,
     # The GAN learns to synthesise the CT slices of classification sites; labels unused.
     "gan": generate_classification_site,
+    "series": generate_series_site,
 }
 
 
