@@ -16,6 +16,7 @@ GROUPS = {
     "tests/deployment/test_faults.py": "beside",
     "tests/deployment/federation/": "beside",
     "tests/privacy/test_deployment_no_identifier_leaves.py": "beside",
+    "tests/deployment/test_series_deployment.py": "beside",
 }
 
 
