@@ -41,6 +41,7 @@ PRELOAD = (
     "shared.tasks.classification",
     "shared.tasks.segmentation",
     "shared.tasks.gan",
+    "shared.tasks.detection",
     "torch._dynamo",
     "torch.profiler",
     "torch.profiler._cupti_monitor",

@@ -19,6 +19,7 @@ TASKS: dict[str, str] = {
     "classification": "shared.tasks.classification:ClassificationTask",
     "segmentation": "shared.tasks.segmentation:SegmentationTask",
     "gan": "shared.tasks.gan:GanTask",
+    "detection": "shared.tasks.detection:DetectionTask",
 }
 
 #: name -> module with the task's `OPTIONS` (light: no torch), for parsing at the door.
@@ -26,6 +27,7 @@ TASK_OPTIONS: dict[str, str] = {
     "classification": "shared.tasks.classification_options",
     "segmentation": "shared.tasks.seg_options",
     "gan": "shared.tasks.gan_options",
+    "detection": "shared.tasks.detection_options",
 }
 
 
