@@ -87,7 +87,9 @@ class DetectionTask(Task):
         """Shuffled lists of volumes (or axial slices), each with its own boxes."""
         source = data.train
         if self.options.spatial_dims == 2:
-            source = slice_items(data.train)
+            # MONAI's loader seeds the volumes' random flips, as it does for 3D batches.
+            volumes = DataLoader(data.train, batch_size=1, collate_fn=no_collation)
+            source = slice_items(item for batch in volumes for item in batch)
         return DataLoader(
             source, batch_size=settings.batch_size, shuffle=True, collate_fn=no_collation
         )
@@ -128,14 +130,15 @@ class DetectionTask(Task):
         return RoundResult(len(scans), metrics)
 
     def _loss(self, model: nn.Module, item: Mapping[str, Any], settings: TrainSettings) -> float:
-        """The training loss of one validation volume (NaN in 2D, which trains on slices)."""
-        if self.options.spatial_dims == 2:
-            return float("nan")
-        image = item["image"].to(settings.device)
-        target = {"boxes": item["boxes"].to(settings.device),
-                  "labels": item["labels"].to(settings.device)}  # fmt: skip
+        """The training loss of one validation volume (of its axial slices in 2D)."""
+        parts = slice_items([item]) if self.options.spatial_dims == 2 else [item]
+        images = [part["image"].to(settings.device) for part in parts]
+        targets = [
+            {"boxes": p["boxes"].to(settings.device), "labels": p["labels"].to(settings.device)}
+            for p in parts
+        ]
         with loss_mode(model):
-            losses = model([image], [target])
+            losses = model(images, targets)
         return float(losses["classification"] + losses["box_regression"])
 
     def aggregate_metrics(

@@ -29,6 +29,7 @@ __all__ = [
     "detection_cases",
     "generate_detection_site",
     "world_of_voxel",
+    "write_detection_series",
 ]
 
 ANNOTATIONS_FILE = "annotations.csv"
@@ -95,13 +96,23 @@ def _context(
     return patient, study, series
 
 
-def _write_series(
-    site_dir: Path, profile: SiteProfile, geometry: DetectionGeometry, seed: int, number: int
+def write_detection_series(
+    site_dir: Path,
+    profile: SiteProfile,
+    seed: int,
+    number: int,
+    nodules: list[Nodule] | None = None,
 ) -> _Series:
-    """Write one patient's CT series (one file per slice) and return what it holds."""
+    """Write patient `number`'s CT series (one file per slice) and return what it holds.
+
+    Its nodules are drawn at random (0 to 3), or are `nodules` when given (tests place
+    one at a known position).
+    """
+    geometry = detection_geometry(profile)
     rng = np.random.default_rng([seed, 71, *profile.code.encode(), number])
     patient, study, series = _context(profile, seed, number)
-    nodules = sample_nodules(geometry, rng)
+    drawn = sample_nodules(geometry, rng)
+    nodules = drawn if nodules is None else nodules
     ct = geometry.ct_profile(profile)
     stored = encode(acquire(render_chest(geometry, nodules, rng), ct, rng), ct)
     equipment = equipment_of(profile, site_identity(profile.code, seed))
@@ -159,7 +170,7 @@ def generate_detection_site(site_dir: Path, profile: SiteProfile, seed: int) -> 
     site_dir.mkdir(parents=True, exist_ok=True)
     geometry = detection_geometry(profile)
     cases = detection_cases(profile)
-    written = [_write_series(site_dir, profile, geometry, seed, n) for n in range(1, cases + 1)]
+    written = [write_detection_series(site_dir, profile, seed, n) for n in range(1, cases + 1)]
     _write_tables(site_dir, geometry, written)
     nodules = [n for s in written for n in s.nodules]
     summary = {
