@@ -15,6 +15,7 @@ from flwr.supercore.task_identity import TaskIdentity
 GROUPS = {
     "tests/deployment/test_faults.py": "beside",
     "tests/deployment/federation/": "beside",
+    "tests/deployment/test_detection_deployment.py": "beside",
 }
 
 
