@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.data.box_utils import box_centers, non_max_suppression
+from monai.data.box_utils import box_centers, clip_boxes_to_image, non_max_suppression
 from torch import nn
 
 from shared.tasks.det_network import sliding_roi
@@ -50,7 +50,8 @@ def detect(
 
     3D: one pass over the whole volume (MONAI's sliding window when it is larger than
     the window). 2D: every axial slice, each 2D box given a depth equal to its in-plane
-    size in mm (a round nodule), then MONAI's non-maximum suppression across slices.
+    size in mm (a round nodule), then MONAI's non-maximum suppression across slices and
+    its clipping to the volume.
     """
     detector.to(device).eval()
     if options.spatial_dims == 3:
@@ -66,7 +67,9 @@ def detect(
             flat = _numpy(out["boxes"])
             boxes.append(_thicken(flat, start + offset, spacing))
             scores.append(_numpy(out["labels_scores"]))
-    return _merge(np.concatenate(boxes), np.concatenate(scores), options.nms_iou)
+    merged, kept = _merge(np.concatenate(boxes), np.concatenate(scores), options.nms_iou)
+    clipped, inside = clip_boxes_to_image(merged, tuple(image.shape[1:]), remove_empty=True)
+    return np.asarray(clipped, dtype=np.float32).reshape(-1, 6), kept[np.asarray(inside)]
 
 
 def _thicken(boxes: np.ndarray, k: int, spacing: tuple[float, ...]) -> np.ndarray:
@@ -81,8 +84,13 @@ def _thicken(boxes: np.ndarray, k: int, spacing: tuple[float, ...]) -> np.ndarra
 def _merge(boxes: np.ndarray, scores: np.ndarray, iou: float) -> tuple[np.ndarray, np.ndarray]:
     if len(boxes) == 0:
         return boxes.reshape(0, 6), scores
+    # One nodule is found on several neighbouring slices: suppression compares the boxes
+    # at twice their depth, so that the slices of one nodule overlap enough to merge.
+    center, half = (boxes[:, 2] + boxes[:, 5]) / 2.0, (boxes[:, 5] - boxes[:, 2])
+    stretched = boxes.copy()
+    stretched[:, 2], stretched[:, 5] = center - half, center + half
     keep = non_max_suppression(
-        torch.as_tensor(boxes), torch.as_tensor(scores), iou, max_proposals=_MAX_DETECTIONS
+        torch.as_tensor(stretched), torch.as_tensor(scores), iou, max_proposals=_MAX_DETECTIONS
     )
     keep = np.asarray(keep, dtype=int)
     return boxes[keep], scores[keep]

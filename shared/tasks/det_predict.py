@@ -196,7 +196,7 @@ def write_sr(found: SeriesDetections, path: Path) -> Path:
 
 
 def _write_pngs(volume: np.ndarray, found: SeriesDetections, folder: Path, key: str) -> list[Path]:
-    """Each box's central axial slice (lung window) with the box outlined in red."""
+    """Each box's central axial slice (lung window, at least 256 px) with the box in red."""
     from matplotlib.image import imsave  # Agg: needs no display
 
     low, high = -1350.0, 150.0  # lung window: centre -600 HU, width 1500
@@ -211,6 +211,9 @@ def _write_pngs(volume: np.ndarray, found: SeriesDetections, folder: Path, key: 
         red = np.array([1.0, 0.1, 0.1])
         rgb[y0, x0 : x1 + 1] = rgb[y1, x0 : x1 + 1] = red
         rgb[y0 : y1 + 1, x0] = rgb[y0 : y1 + 1, x1] = red
+        # Small matrices are enlarged (nearest neighbour) to at least 256 pixels a side.
+        factor = max(1, -(-256 // max(rows, columns)))
+        rgb = np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1)
         path = folder / f"{key}-{index + 1}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         imsave(path, rgb)

@@ -65,4 +65,4 @@ def test_predict_writes_an_sr_with_one_finding_per_box_on_its_series(
     assert [d["score"] for d in table[case.uid]] == pytest.approx(scores, abs=1e-4)
     pngs = sorted((out / "png").glob("*.png"))
     assert len(pngs) == len(case.boxes)
-    assert imread(pngs[0]).shape[:2] == (case.shape[1], case.shape[0])
+    assert imread(pngs[0]).shape[:2] == (4 * case.shape[1], 4 * case.shape[0])  # 64 -> 256
