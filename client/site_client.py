@@ -207,8 +207,10 @@ class SiteClient(NumPyClient):
 
 
 def _fmt(metrics: dict[str, float]) -> str:
-    # Scores only: the ROC counts (roc_tp_<i>, roc_fp_<i>) would bury them in 38 numbers.
-    return ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not k.startswith("roc_"))
+    # Scores only: the ROC (roc_tp_<i>, ...) and FROC counts would bury them in numbers.
+    return ", ".join(
+        f"{k}={v:.4g}" for k, v in metrics.items() if not k.startswith(("roc_", "froc_"))
+    )
 
 
 def _round(config: dict[str, Scalar]) -> int | None:

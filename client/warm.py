@@ -42,6 +42,7 @@ PRELOAD = (
     "shared.tasks.segmentation",
     "shared.tasks.gan",
     "shared.tasks.series_classification",
+    "shared.tasks.detection",
     "torch._dynamo",
     "torch.profiler",
     "torch.profiler._cupti_monitor",

@@ -83,7 +83,9 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--kit", type=Path, required=True, help="the server kit folder")
     run.add_argument("--state-dir", type=Path, default=DEFAULT_STATE, help="as for `start`")
     # Flags default to None: only a flag the user typed overrides --set.
-    run.add_argument("--task", default=None, help="classification, segmentation or gan")
+    run.add_argument(
+        "--task", default=None, help="classification, segmentation, gan, detection or series"
+    )
     run.add_argument("--rounds", type=int, default=None, help="federated rounds (5)")
     run.add_argument("--strategy", default=None, help="aggregation rule (fedavg)")
     run.add_argument("--min-sites", type=int, default=None, help="default: every site in the kit")

@@ -185,6 +185,11 @@ class RunConfig:
             )
         if mode != "dp-sgd":
             return
+        if self.task == "detection":
+            raise ConfigError(
+                "dp = 'dp-sgd' needs each example's own gradient: the detection task's ResNet "
+                "uses batch norm and its loss pools the anchors of a batch; use dp = 'client'"
+            )
         if self.strategy == "fedprox":
             raise ConfigError(
                 "dp = 'dp-sgd' clips and noises each example's gradient, and FedProx's "

@@ -25,8 +25,9 @@ GLOBAL = "global"
 #: Key of an evaluate instruction's config naming the model sent: GLOBAL or a site's name.
 MODEL_KEY = "cross-site-model"
 #: The score a cross-site table shows, the first the sites sent: classification's AUC,
-#: segmentation's mean Dice, the GAN's Frechet distance; else the validation loss.
-MAIN_METRICS = ("auc", "dice", "fd")
+#: segmentation's mean Dice, the GAN's Frechet distance, detection's FROC CPM; else the
+#: validation loss.
+MAIN_METRICS = ("auc", "dice", "fd", "cpm")
 #: Scores where lower is better, besides the losses.
 _LOWER_IS_BETTER = ("fd", "fd_real", "mmd", "hd95")
 

@@ -108,8 +108,8 @@ def roc_points(metrics: Mapping[str, Any]) -> list[tuple[float, float]] | None:
 
 
 def is_count_key(key: str) -> bool:
-    """Whether a metric is a count (confusion or ROC) rather than a score to show."""
-    return key in CONFUSION_KEYS or key.startswith(("roc_tp_", "roc_fp_"))
+    """Whether a metric is a count (confusion, ROC or detection FROC) rather than a score."""
+    return key in CONFUSION_KEYS or key.startswith(("roc_tp_", "roc_fp_", "froc_"))
 
 
 def pooled_classification_metrics(

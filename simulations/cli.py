@@ -24,7 +24,9 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     # Flags default to None: only a flag the user typed overrides --set (see _run_mapping).
-    parser.add_argument("--task", default=None, help="classification, segmentation or gan")
+    parser.add_argument(
+        "--task", default=None, help="classification, segmentation, gan, detection or series"
+    )
     parser.add_argument("--sites", type=int, default=None, help="number of hospital sites (3)")
     parser.add_argument("--rounds", type=int, default=None, help="federated rounds (5)")
     parser.add_argument("--local-epochs", type=int, default=None, help="local epochs per round (1)")

@@ -17,6 +17,7 @@ GROUPS = {
     "tests/deployment/federation/": "beside",
     "tests/privacy/test_deployment_no_identifier_leaves.py": "beside",
     "tests/deployment/test_series_deployment.py": "beside",
+    "tests/deployment/test_detection_deployment.py": "beside",
 }
 
 

@@ -20,6 +20,7 @@ TASKS: dict[str, str] = {
     "segmentation": "shared.tasks.segmentation:SegmentationTask",
     "gan": "shared.tasks.gan:GanTask",
     "series": "shared.tasks.series_classification:SeriesClassificationTask",
+    "detection": "shared.tasks.detection:DetectionTask",
 }
 
 #: name -> module with the task's `OPTIONS` (light: no torch), for parsing at the door.
@@ -28,6 +29,7 @@ TASK_OPTIONS: dict[str, str] = {
     "segmentation": "shared.tasks.seg_options",
     "gan": "shared.tasks.gan_options",
     "series": "shared.tasks.series_options",
+    "detection": "shared.tasks.detection_options",
 }
 
 

@@ -22,7 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     # Checked against simulations.synth.generate.SITE_GENERATORS on use, keeping --help fast.
     parser.add_argument(
-        "--task", default="classification", help="kind of data: classification (default)"
+        "--task",
+        default="classification",
+        help="kind of data: classification (default), segmentation, gan, detection or series",
     )
     parser.add_argument(
         "--scale", type=float, default=1.0, help="multiplier of per-site image counts"

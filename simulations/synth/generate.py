@@ -8,6 +8,7 @@ from pathlib import Path
 
 from shared.errors import ConfigError
 from simulations.synth.classification import generate_classification_site
+from simulations.synth.detection import generate_detection_site
 from simulations.synth.segmentation import generate_segmentation_site
 from simulations.synth.series import generate_series_site
 from simulations.synth.sites import SiteProfile, site_profiles
@@ -19,6 +20,8 @@ SiteGenerator = Callable[[Path, SiteProfile, int], Path]
 SITE_GENERATORS: dict[str, SiteGenerator] = {
     "classification": generate_classification_site,
     "segmentation": generate_segmentation_site,
+    # Chest CT series with nodules and a LUNA16-style annotations.csv.
+    "detection": generate_detection_site,
     # The GAN learns to synthesise the CT slices of classification sites; labels unused.
     "gan": generate_classification_site,
     "series": generate_series_site,

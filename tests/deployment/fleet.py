@@ -49,13 +49,15 @@ class Fleet:
         scale: float = 0.15,
         lan: Lan | None = None,
         site_options: Sequence[str] = (),
+        task: str = "classification",
     ) -> Fleet:
-        """Provision kits for `sites` on a free port and write one synthetic data set each."""
+        """Provision kits for `sites` on a free port and write one synthetic data set each
+        (of `task`'s kind)."""
         from simulations.synth import generate_sites
 
         address = f"{lan.server_ip if lan else '127.0.0.1'}:{harness.free_port()}"
         provision(harness.federation_file(root / "hospitals.toml", address, sites), root / "kits")
-        folders = generate_sites(root / "data", n_sites=len(sites), seed=0, scale=scale)
+        folders = generate_sites(root / "data", n_sites=len(sites), seed=0, scale=scale, task=task)
         fleet = cls(root, tuple(sites), address, dict(zip(sites, folders, strict=True)),
                     harness.Processes(root / "flwr-home"), lan=lan,
                     site_options=tuple(site_options))  # fmt: skip
