@@ -1,7 +1,7 @@
 """Segmentation from one series (T1) against two series of each study (T1 + T2), federated.
 
 Usage (one command):
-    python benchmarks/multiseries.py [--work DIR] [--rounds 4] [--local-epochs 3] [--result FILE]
+    python benchmarks/multiseries.py [--work DIR] [--rounds 6] [--local-epochs 4] [--result FILE]
 
 Data: the synthetic two-contrast MR sites (``medfleet synth --task segmentation-t1t2``),
 3 federated sites plus a 4th, unseen site whose every case is the test set. Nucleus 2 has
@@ -58,8 +58,8 @@ NETWORK = {
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("runs/bench-multiseries"))
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--local-epochs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--local-epochs", type=int, default=4)
     parser.add_argument("--scale", type=float, default=1.0, help="synthetic site size")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--result", type=Path, default=None)
