@@ -28,11 +28,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="list each skipped file with its reason (paths stay on this site)",
     )
     check.add_argument("--json", action="store_true", help="print the count summary as JSON")
+    check.add_argument(
+        "--seg-inputs",
+        default="",
+        metavar="PATTERNS",
+        help="index as segmentation cases combining these series per study, as the run-config "
+        "key seg-inputs (e.g. 'MR:T1*,MR:T2*'): studies left out are counted by reason",
+    )
     check.set_defaults(func=run_check)
 
 
 def run_check(args: argparse.Namespace) -> int:
     """Index ``args.dir`` and print its report; return 0 when an image is usable, else 1."""
+    if args.seg_inputs:
+        return _check_study_inputs(args)
     from shared.dicom.index import index_folder
 
     records, report = index_folder(args.dir)
@@ -42,3 +51,19 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"MedFleet data check: {args.dir}")
         print(report.format(verbose=args.list_skipped))
     return 0 if records else 1
+
+
+def _check_study_inputs(args: argparse.Namespace) -> int:
+    """Report the segmentation cases `--seg-inputs` finds; 0 when there is one."""
+    from shared.series_inputs import parse_series_inputs
+    from shared.volumes import index_segmentation_site
+
+    inputs = parse_series_inputs(args.seg_inputs, key="--seg-inputs")
+    cases, report = index_segmentation_site(args.dir, inputs)
+    if args.json:
+        print(json.dumps(report.summary(), indent=2))
+    else:
+        print(f"MedFleet data check: {args.dir} (seg-inputs {', '.join(map(str, inputs))})")
+        print(report.format(verbose=args.list_skipped))
+        print(f"segmentation cases: {len(cases)}")
+    return 0 if cases else 1

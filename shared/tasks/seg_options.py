@@ -8,6 +8,7 @@ from typing import Any
 
 from shared.errors import ConfigError
 from shared.schema import Option
+from shared.series_inputs import SeriesPattern, parse_series_inputs
 
 __all__ = ["OPTIONS", "SegOptions"]
 
@@ -39,6 +40,13 @@ OPTIONS = (
         "",
         "names of classes 1..K-1 in the DICOM SEGs predict writes, comma-separated "
         "(empty: class-1, class-2, ...)",
+    ),
+    Option(
+        "seg-inputs",
+        str,
+        "",
+        "series of one study stacked as channels, comma-separated MODALITY:DESCRIPTION_GLOB "
+        "entries, the first the labelled one, e.g. 'MR:T1*,MR:T2*' (empty: each series alone)",
     ),
 )
 _BY_KEY = {option.key: option for option in OPTIONS}
@@ -102,6 +110,9 @@ class SegOptions:
         Fraction of patients held out for validation at each site.
     class_names : tuple of str
         Segment labels of classes 1..K-1 (background has none), for the DICOM SEG.
+    inputs : tuple of SeriesPattern
+        The series of one study stacked as image channels, in order; the first is the
+        reference (labelled, its grid kept). Empty: every labelled series alone.
     """
 
     spatial_dims: int = 3
@@ -113,6 +124,7 @@ class SegOptions:
     samples_per_case: int = 4
     val_fraction: float = 0.2
     class_names: tuple[str, ...] = ()
+    inputs: tuple[SeriesPattern, ...] = ()
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> SegOptions:
@@ -139,6 +151,7 @@ class SegOptions:
             samples_per_case=int(_value(options, "seg-samples-per-case")),
             val_fraction=float(_value(options, "seg-val-fraction")),
             class_names=_class_names(options, int(_value(options, "seg-num-classes"))),
+            inputs=parse_series_inputs(str(_value(options, "seg-inputs"))),
         )
 
     @property
@@ -150,3 +163,8 @@ class SegOptions:
     def strides(self) -> tuple[int, ...]:
         """U-Net downsampling strides, one per level after the first."""
         return (2,) * (len(self.channels) - 1)
+
+    @property
+    def in_channels(self) -> int:
+        """Image channels: one per `inputs` entry, one for a single series."""
+        return max(1, len(self.inputs))

@@ -37,7 +37,7 @@ Infer = Callable[[torch.Tensor], torch.Tensor]
 
 @dataclass(frozen=True)
 class UnlabelledVolume:
-    """One image volume to segment: its key, float32 (H, W, D) voxels and spacing (mm).
+    """One image volume to segment: its key, float32 (H, W, D) or (C, H, W, D) voxels, spacing.
 
     `references` locate the volume for its outputs: the DICOM slice headers in volume
     order (which a DICOM SEG references), or for NIfTI the 4x4 voxel-to-RAS affine.
@@ -119,7 +119,9 @@ def predict_volumes(
     normalise = NormalizeIntensity(nonzero=True, channel_wise=True)
     predictions = []
     for volume in track(volumes, "segmenting volumes"):
-        image = torch.as_tensor(normalise(volume.image[np.newaxis]), dtype=torch.float32)
+        # (H, W, D) for one series, (C, H, W, D) for the series of a study.
+        channels = volume.image if volume.image.ndim == 4 else volume.image[np.newaxis]
+        image = torch.as_tensor(normalise(channels), dtype=torch.float32)
         with torch.no_grad():
             logits = infer(image[None].to(device))
         labels = torch.argmax(logits[0], dim=0).cpu().numpy().astype(np.uint8)

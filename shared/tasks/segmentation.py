@@ -61,7 +61,7 @@ class SegmentationTask(Task):
         torch.manual_seed(self.config.seed)
         return UNet(
             spatial_dims=self.options.spatial_dims,
-            in_channels=1,
+            in_channels=self.options.in_channels,
             out_channels=self.options.num_classes,
             channels=self.options.channels,
             strides=self.options.strides,
@@ -74,7 +74,7 @@ class SegmentationTask(Task):
         return DiceCELoss(to_onehot_y=True, softmax=True)
 
     def infer(self, model: nn.Module, image: torch.Tensor) -> torch.Tensor:
-        """Logits (1, K, H, W, D) of a whole volume (1, 1, H, W, D) by sliding window.
+        """Logits (1, K, H, W, D) of a whole volume (1, C, H, W, D) by sliding window.
 
         In 2D mode the axial slices (last axis) are windowed as one batch and the
         predictions stacked back into a volume.
@@ -82,12 +82,12 @@ class SegmentationTask(Task):
         roi = self.options.roi_size
         if self.options.spatial_dims == 3:
             return _as_tensor(sliding_window_inference(image, roi, 4, model, overlap=0.25))
-        slices = image[0].permute(3, 0, 1, 2)  # (D, 1, H, W)
+        slices = image[0].permute(3, 0, 1, 2)  # (D, C, H, W)
         logits = _as_tensor(sliding_window_inference(slices, roi, 32, model, overlap=0.25))
         return logits.permute(1, 2, 3, 0)[None]
 
     def load_site(self, site_dir: Path, cache_dir: Path | None = None) -> SiteData:
-        cases, report = index_segmentation_site(site_dir)
+        cases, report = index_segmentation_site(site_dir, self.options.inputs)
         if not cases:
             raise DataError(
                 "site has no usable segmentation cases: it needs image series with a DICOM "
@@ -114,7 +114,7 @@ class SegmentationTask(Task):
         items = [
             {
                 "case": case,
-                "signature": file_signature(*case.image, case.label),
+                "signature": file_signature(*case.files),
                 "pipeline": pipeline,
             }
             for case in cases
@@ -162,12 +162,20 @@ class SegmentationTask(Task):
         """Segment every volume under `source` (DICOM series or NIfTI files, no labels).
 
         Each `Prediction` holds the argmax label map (uint8, H x W x D) of the sliding
-        window and ``volume_mm3_<k>`` of each foreground class; see `seg_predict`.
+        window and ``volume_mm3_<k>`` of each foreground class; see `seg_predict`. With
+        `seg-inputs`, one prediction per study holding every input, on the grid of its
+        reference series (see `seg_studies`).
         """
         model.to(settings.device).eval()
         counts = VolumeCounts()
+        if self.options.inputs:
+            from shared.tasks.seg_studies import read_study_volumes
+
+            volumes = read_study_volumes(source, self.options.inputs, counts)
+        else:
+            volumes = read_volumes(source, counts)
         items = predict_volumes(
-            read_volumes(source, counts),
+            volumes,
             lambda image: self.infer(model, image),
             self.options.num_classes,
             settings.device,
@@ -186,12 +194,17 @@ class SegmentationTask(Task):
 
     def example_input(self, batch: int = 2) -> torch.Tensor:
         generator = torch.Generator().manual_seed(self.config.seed)
-        return torch.randn(batch, 1, *self.options.roi_size, generator=generator)
+        channels = self.options.in_channels
+        return torch.randn(batch, channels, *self.options.roi_size, generator=generator)
 
     def input_spec(self) -> dict[str, Any]:
         opts = self.options
         return {
-            "kind": f"{opts.spatial_dims}D volume, one channel (DICOM series or NIfTI)",
+            "kind": f"{opts.spatial_dims}D volume, one channel (DICOM series or NIfTI)"
+            if not opts.inputs
+            else f"{opts.spatial_dims}D volume, one channel per series of a DICOM study, "
+            "resampled onto the first",
+            "series": [str(pattern) for pattern in opts.inputs],
             "patch": list(opts.roi_size),
             "inference": "sliding window over the whole volume, overlap 0.25",
             "intensity": "z-score over the non-zero voxels of each volume",

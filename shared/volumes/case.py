@@ -31,6 +31,9 @@ class SegCase:
         The series' slice files (any order), or one NIfTI file.
     label : Path
         The DICOM SEG file or the label NIfTI file.
+    inputs : tuple[tuple[Path, ...], ...]
+        With `seg-inputs`: the slice files of each further series of the study, in
+        channel order after `image` (the reference series the SEG labels); else empty.
     """
 
     case_id: str
@@ -38,6 +41,12 @@ class SegCase:
     kind: str
     image: tuple[Path, ...]
     label: Path
+    inputs: tuple[tuple[Path, ...], ...] = ()
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Every file the case reads: its series (all of them) and its label."""
+        return (*self.image, *(path for series in self.inputs for path in series), self.label)
 
 
 def case_key(source: str) -> str:

@@ -10,7 +10,7 @@ from pydicom.dataset import Dataset
 
 from shared.errors import DataError
 
-__all__ = ["SliceStack", "stack_slices"]
+__all__ = ["SliceStack", "stack_slices", "voxel_to_patient"]
 
 _PLANE_ATTRIBUTES = ("ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing")
 # Direction cosines are stored as decimal strings: allow their rounding.
@@ -83,6 +83,34 @@ def stack_slices(headers: Sequence[Dataset]) -> SliceStack:
         normal=normal,
         positions=along[order],
     )
+
+
+def voxel_to_patient(stack: SliceStack, first_position: Sequence[float]) -> np.ndarray:
+    """Return the 4x4 affine from voxel indices (x, y, z) to patient coordinates (LPS, mm).
+
+    Voxel (i, j, k) of the volume `stack` orders (see `SeriesVolume`) lies at
+    ``first_position + i * dx * row + j * dy * column + k * dz * normal``: the columns of
+    the affine are the direction cosines scaled by the spacing, its translation the
+    ImagePositionPatient of the first slice in volume order (centre of its first pixel).
+
+    Parameters
+    ----------
+    stack : SliceStack
+        The series' directions and spacing.
+    first_position : Sequence[float]
+        ImagePositionPatient of the slice at ``stack.order[0]``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (4, 4) affine, as MONAI's ``MetaTensor.affine`` expects (here in LPS).
+    """
+    affine = np.eye(4)
+    directions = (stack.row_direction, stack.column_direction, stack.normal)
+    for axis, (direction, size) in enumerate(zip(directions, stack.spacing, strict=True)):
+        affine[:3, axis] = np.asarray(direction, dtype=float) * size
+    affine[:3, 3] = [float(v) for v in first_position]
+    return affine
 
 
 def _common_plane(headers: Sequence[Dataset]) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,11 +13,13 @@ from pydicom.errors import InvalidDicomError
 
 from shared.dicom import DataReport, ImageRecord, SkipReason, index_folder
 from shared.dicom.records import patient_key
+from shared.errors import ConfigError
+from shared.series_inputs import SeriesPattern
 from shared.volumes.case import DICOM, NIFTI, SegCase, case_key
 from shared.volumes.nifti import list_nifti
 from shared.volumes.reasons import SegSkipReason
 
-__all__ = ["index_segmentation_site"]
+__all__ = ["index_segmentation_site", "labelled_series", "skip_series"]
 
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 SEG_MODALITY = "SEG"
@@ -32,7 +35,9 @@ class _SegHeader:
     frame_of_reference: str
 
 
-def index_segmentation_site(root: Path) -> tuple[list[SegCase], DataReport]:
+def index_segmentation_site(
+    root: Path, inputs: Sequence[SeriesPattern] = ()
+) -> tuple[list[SegCase], DataReport]:
     """Find a site's segmentation cases: DICOM series with a SEG, or NIfTI pairs.
 
     A folder holding ``imagesTr`` and ``labelsTr`` is read as NIfTI pairs matched by
@@ -46,6 +51,9 @@ def index_segmentation_site(root: Path) -> tuple[list[SegCase], DataReport]:
     ----------
     root : Path
         The site's data folder.
+    inputs : Sequence[SeriesPattern]
+        With `seg-inputs`: the series of each study to stack, the first the labelled
+        one (see `shared.volumes.study.index_study_cases`); empty: one case per SEG.
 
     Returns
     -------
@@ -56,7 +64,16 @@ def index_segmentation_site(root: Path) -> tuple[list[SegCase], DataReport]:
     """
     root = Path(root)
     if (root / "imagesTr").is_dir() and (root / "labelsTr").is_dir():
+        if inputs:
+            raise ConfigError(
+                "config key 'seg-inputs' combines the DICOM series of a study; NIfTI pairs "
+                "have no studies: convert them with `medfleet convert nifti`, or unset it"
+            )
         return _index_nifti(root / "imagesTr", root / "labelsTr")
+    if inputs:
+        from shared.volumes.study import index_study_cases
+
+        return index_study_cases(root, inputs)
     return _index_dicom(root)
 
 
@@ -80,8 +97,20 @@ def _index_nifti(images_dir: Path, labels_dir: Path) -> tuple[list[SegCase], Dat
     return sorted(cases, key=lambda case: case.case_id), report
 
 
-def _index_dicom(root: Path) -> tuple[list[SegCase], DataReport]:
-    """Match SEG objects to image series found by `index_folder`."""
+def labelled_series(
+    root: Path,
+) -> tuple[dict[str, list[ImageRecord]], dict[str, Path], DataReport]:
+    """Index `root` and match its SEG files to image series.
+
+    Returns
+    -------
+    series : dict[str, list[ImageRecord]]
+        Image records by Series Instance UID (every series, labelled or not).
+    matched : dict[str, Path]
+        The SEG file of each labelled series.
+    report : DataReport
+        Usable SEGs counted under modality ``SEG``, the others under their reason.
+    """
     records, report = index_folder(root)
     series: dict[str, list[ImageRecord]] = defaultdict(list)
     for record in records:
@@ -94,10 +123,16 @@ def _index_dicom(root: Path) -> tuple[list[SegCase], DataReport]:
         _count_seg(report, seg.path, outcome)
         if not isinstance(outcome, SegSkipReason):
             matched[outcome] = seg.path
+    return series, matched, report
+
+
+def _index_dicom(root: Path) -> tuple[list[SegCase], DataReport]:
+    """Match SEG objects to image series found by `index_folder`."""
+    series, matched, report = labelled_series(root)
     cases = []
     for uid, members in series.items():
         if uid not in matched:
-            _skip_series(report, members)
+            skip_series(report, members)
             continue
         paths = tuple(sorted(r.path for r in members))
         cases.append(
@@ -196,10 +231,14 @@ def _count_seg(report: DataReport, path: Path, outcome: str | SegSkipReason) -> 
         report.usable_by_modality[SEG_MODALITY] = report.usable_by_modality.get(SEG_MODALITY, 0) + 1
 
 
-def _skip_series(report: DataReport, members: list[ImageRecord]) -> None:
-    """Count every file of an unlabelled series as skipped instead of usable."""
+def skip_series(
+    report: DataReport,
+    members: list[ImageRecord],
+    reason: SegSkipReason = SegSkipReason.SERIES_WITHOUT_SEG,
+) -> None:
+    """Count every file of a series left out (unlabelled by default) as skipped, not usable."""
     for record in members:
         report.usable_by_modality[record.modality] -= 1
         if not report.usable_by_modality[record.modality]:
             del report.usable_by_modality[record.modality]
-        report.add_skip(record.path, SegSkipReason.SERIES_WITHOUT_SEG.value)
+        report.add_skip(record.path, reason.value)

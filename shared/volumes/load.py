@@ -10,7 +10,7 @@ from shared.volumes.nifti import load_nifti_pair
 from shared.volumes.seg_read import read_seg_labels
 from shared.volumes.series import load_series
 
-__all__ = ["load_volume_case"]
+__all__ = ["load_case_channels", "load_volume_case"]
 
 
 def load_volume_case(
@@ -51,3 +51,31 @@ def load_volume_case(
         series = load_series(case.image)
         return series.array, read_seg_labels(case.label, series), series.stack.spacing
     raise DataError(f"segmentation case kind must be '{DICOM}' or '{NIFTI}'")
+
+
+def load_case_channels(
+    case: SegCase,
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
+    """Load a case as channel-first image (C, H, W, D), label (H, W, D) and spacing.
+
+    A case of one series has one channel (`load_volume_case`). A case with `inputs`
+    (`seg-inputs`) stacks its reference series, on its own grid, then each further
+    series resampled onto that grid through the DICOM geometry (`stack_channels`); the
+    label and spacing are those of the reference series.
+
+    Raises
+    ------
+    DataError
+        When a series does not form one volume or the label does not fit.
+    """
+    if not case.inputs:
+        image, label, spacing = load_volume_case(case)
+        return image[np.newaxis], label, spacing
+    if case.kind != DICOM:
+        raise DataError("only DICOM cases can combine several series")
+    from shared.volumes.resample import stack_channels
+
+    reference = load_series(case.image)
+    label = read_seg_labels(case.label, reference)
+    others = [load_series(paths) for paths in case.inputs]
+    return stack_channels(reference, others), label, reference.stack.spacing

@@ -54,6 +54,7 @@ def write_mr_series(
     series_number: int = 1,
     description: str = "MR volume",
     acquisition: MrAcquisition | None = None,
+    frame_of_reference_uid: str | None = None,
 ) -> list[Dataset]:
     """Write `volume` as MR slices ``IM00001.dcm``... under `out_dir`.
 
@@ -78,6 +79,9 @@ def write_mr_series(
         Series Number and Series Description.
     acquisition : MrAcquisition, optional
         Sequence timing, field strength and equipment.
+    frame_of_reference_uid : str, optional
+        Frame of Reference UID, to share one with other series of the study (the same
+        patient position); derived from `seed` when None.
 
     Returns
     -------
@@ -100,7 +104,8 @@ def write_mr_series(
         number=series_number,
         modality="MR",
         description=description,
-        frame_of_reference_uid=make_uid("medfleet-mr", seed, "frame-of-reference"),
+        frame_of_reference_uid=frame_of_reference_uid
+        or make_uid("medfleet-mr", seed, "frame-of-reference"),
         body_part="HEAD",
     )
     datasets = []

@@ -21,3 +21,8 @@ class SegSkipReason(StrEnum):
     SEG_UNREADABLE = "segmentation header unreadable"
     NIFTI_IMAGE_WITHOUT_LABEL = "NIfTI image without label"
     NIFTI_LABEL_WITHOUT_IMAGE = "NIfTI label without image"
+    # With `seg-inputs`: every file of the study's series (and its SEG) counts.
+    STUDY_LACKS_INPUT = "study lacks a series named by seg-inputs"
+    STUDY_AMBIGUOUS_INPUT = "study has two series matching one seg-inputs entry"
+    SEG_NOT_ON_REFERENCE = "segmentation not on the series of the first seg-inputs entry"
+    INPUT_FRAME_OF_REFERENCE = "input series frame of reference differs from the labelled one"

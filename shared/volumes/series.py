@@ -13,7 +13,7 @@ from pydicom.errors import InvalidDicomError
 
 from shared.dicom import load_image
 from shared.errors import DataError
-from shared.volumes.geometry import SliceStack, stack_slices
+from shared.volumes.geometry import SliceStack, stack_slices, voxel_to_patient
 
 __all__ = ["SeriesVolume", "load_series", "read_slice_headers", "to_volume_axes"]
 
@@ -41,6 +41,11 @@ class SeriesVolume:
     def sop_instance_uids(self) -> list[str]:
         """SOP Instance UIDs of the slices, in volume (z) order."""
         return [str(ds.SOPInstanceUID) for ds in self.headers]
+
+    @property
+    def affine(self) -> np.ndarray:
+        """4x4 voxel-to-patient (LPS, mm) affine of `array`; see `voxel_to_patient`."""
+        return voxel_to_patient(self.stack, self.headers[0].ImagePositionPatient)
 
 
 def read_slice_headers(paths: Sequence[Path]) -> list[Dataset]:

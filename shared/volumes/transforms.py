@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from monai.transforms import MapTransform
 
-from shared.volumes.load import load_volume_case
+from shared.volumes.load import load_case_channels
 
 __all__ = ["LoadSegCased"]
 
@@ -16,7 +16,8 @@ __all__ = ["LoadSegCased"]
 class LoadSegCased(MapTransform):
     """Load ``data[case_key]`` (a `SegCase`) into image, label and spacing entries.
 
-    Adds ``image`` as float32 ``(1, H, W, D)``, ``label`` as ``(1, H, W, D)`` of
+    Adds ``image`` as float32 ``(C, H, W, D)`` (C = 1, or one channel per series of a
+    `seg-inputs` case, see `load_case_channels`), ``label`` as ``(1, H, W, D)`` of
     `label_dtype` and ``spacing`` as a float64 array of 3 voxel sizes (mm); see
     `load_volume_case` for the axis convention. Picklable (no open files or readers),
     so it composes with ``Compose`` and caching datasets (``CacheDataset``).
@@ -54,8 +55,8 @@ class LoadSegCased(MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         """Return a copy of `data` with the loaded image, label and spacing added."""
         out = dict(data)
-        image, label, spacing = load_volume_case(out[self.case_key])
-        out[self.image_key] = image[np.newaxis]
+        image, label, spacing = load_case_channels(out[self.case_key])
+        out[self.image_key] = image
         out[self.label_key] = label[np.newaxis].astype(self.label_dtype, copy=False)
         out[self.spacing_key] = np.asarray(spacing, dtype=np.float64)
         if self.drop_case:

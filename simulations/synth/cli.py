@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--task",
         default="classification",
-        help="kind of data: classification (default), segmentation, gan, detection or series",
+        help="kind of data: classification (default), segmentation, segmentation-t1t2 (T1 + T2), "
+        "gan, detection or series",
     )
     parser.add_argument(
         "--scale", type=float, default=1.0, help="multiplier of per-site image counts"

@@ -9,6 +9,7 @@ from pathlib import Path
 from shared.errors import ConfigError
 from simulations.synth.classification import generate_classification_site
 from simulations.synth.detection import generate_detection_site
+from simulations.synth.mr_two_contrast import generate_two_contrast_site
 from simulations.synth.segmentation import generate_segmentation_site
 from simulations.synth.series import generate_series_site
 from simulations.synth.sites import SiteProfile, site_profiles
@@ -22,6 +23,8 @@ SITE_GENERATORS: dict[str, SiteGenerator] = {
     "segmentation": generate_segmentation_site,
     # Chest CT series with nodules and a LUNA16-style annotations.csv.
     "detection": generate_detection_site,
+    # Segmentation with `seg-inputs`: a T1 and a T2 series per study, the SEG on the T1.
+    "segmentation-t1t2": generate_two_contrast_site,
     # The GAN learns to synthesise the CT slices of classification sites; labels unused.
     "gan": generate_classification_site,
     "series": generate_series_site,

@@ -10,7 +10,16 @@ from scipy import ndimage
 
 from simulations.synth.sites import SiteProfile
 
-__all__ = ["MATRIX", "MrSiteSettings", "mr_settings", "render_head"]
+__all__ = [
+    "MATRIX",
+    "HeadAnatomy",
+    "MrSiteSettings",
+    "acquire",
+    "draw_anatomy",
+    "mr_settings",
+    "paint_head",
+    "render_head",
+]
 
 #: Rows and columns of every synthetic MR slice.
 MATRIX = 48
@@ -85,6 +94,65 @@ def _ellipsoid(grid: tuple[np.ndarray, ...], center: np.ndarray, radii: np.ndarr
     return sum(((g - c) / r) ** 2 for g, c, r in zip(grid, center, radii, strict=True)) <= 1.0
 
 
+@dataclass(frozen=True)
+class HeadAnatomy:
+    """One patient's head in patient coordinates (mm, centred on 0), independent of any grid.
+
+    Attributes
+    ----------
+    head_radii : numpy.ndarray
+        Semi-axes of the skull's outer ellipsoid; the brain is 6 mm inside it.
+    nuclei : tuple of (centre, radii)
+        The two nuclei's ellipsoids, nucleus 1 (left) then nucleus 2 (right).
+    """
+
+    head_radii: np.ndarray
+    nuclei: tuple[tuple[np.ndarray, np.ndarray], ...]
+
+
+def draw_anatomy(settings: MrSiteSettings, rng: np.random.Generator) -> HeadAnatomy:
+    """Draw a head and its nuclei at jittered positions and sizes, one in each hemisphere."""
+    half_z = (settings.slices - 1) / 2.0 * settings.slice_mm
+    head_radii = np.array([rng.uniform(56, 64), rng.uniform(62, 68), half_z + 20.0])
+    nuclei = []
+    for side in (-1.0, 1.0):
+        center = np.array(
+            [side * rng.uniform(16, 26), rng.uniform(-12, 12), rng.uniform(-0.3, 0.3) * half_z]
+        )
+        radii = np.array([rng.uniform(11, 16), rng.uniform(12, 18), rng.uniform(10, 15)])
+        nuclei.append((center, radii))
+    return HeadAnatomy(head_radii, tuple(nuclei))
+
+
+def paint_head(
+    anatomy: HeadAnatomy,
+    settings: MrSiteSettings,
+    levels: tuple[float, float] = (_NUCLEUS_1, _NUCLEUS_2),
+    tissues: tuple[float, float] = (_BRAIN, _SKULL),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rasterise `anatomy` on the grid of `settings`: noiseless image and labels (0, 1, 2).
+
+    `levels` are the nuclei's contrasts against the brain (scaled by the site's
+    ``contrast``), `tissues` the brain and skull intensities of this MR contrast.
+    """
+    grid = _grid_mm(settings)
+    brain_level, skull_level = tissues
+    brain = _ellipsoid(grid, np.zeros(3), anatomy.head_radii - 6.0)
+    image = np.where(_ellipsoid(grid, np.zeros(3), anatomy.head_radii), skull_level, 0.0)
+    image[brain] = brain_level
+    labels = np.zeros(image.shape, dtype=np.uint8)
+    for number, ((center, radii), level) in enumerate(zip(anatomy.nuclei, levels, strict=True), 1):
+        inside = _ellipsoid(grid, center, radii) & brain
+        labels[inside] = number
+        image[inside] = brain_level + settings.contrast * level
+    return image, labels
+
+
+def acquire(image: np.ndarray, settings: MrSiteSettings, rng: np.random.Generator) -> np.ndarray:
+    """What the site's scanner stores of a noiseless image on its grid (see `_acquire`)."""
+    return _acquire(image, settings, _grid_mm(settings), rng)
+
+
 def render_head(
     settings: MrSiteSettings, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -93,22 +161,8 @@ def render_head(
     Nucleus 1 is brighter and nucleus 2 darker than the brain; both lie within it, one
     in each hemisphere, at jittered positions and sizes.
     """
-    grid = _grid_mm(settings)
-    half_z = (settings.slices - 1) / 2.0 * settings.slice_mm
-    head_radii = np.array([rng.uniform(56, 64), rng.uniform(62, 68), half_z + 20.0])
-    brain = _ellipsoid(grid, np.zeros(3), head_radii - 6.0)
-    image = np.where(_ellipsoid(grid, np.zeros(3), head_radii), _SKULL, 0.0)
-    image[brain] = _BRAIN
-    labels = np.zeros(image.shape, dtype=np.uint8)
-    for number, side, level in ((1, -1.0, _NUCLEUS_1), (2, 1.0, _NUCLEUS_2)):
-        center = np.array(
-            [side * rng.uniform(16, 26), rng.uniform(-12, 12), rng.uniform(-0.3, 0.3) * half_z]
-        )
-        radii = np.array([rng.uniform(11, 16), rng.uniform(12, 18), rng.uniform(10, 15)])
-        inside = _ellipsoid(grid, center, radii) & brain
-        labels[inside] = number
-        image[inside] = _BRAIN + settings.contrast * level
-    return _acquire(image, settings, grid, rng), labels
+    image, labels = paint_head(draw_anatomy(settings, rng), settings)
+    return acquire(image, settings, rng), labels
 
 
 def _acquire(
