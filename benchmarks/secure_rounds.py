@@ -51,6 +51,7 @@ SETUPS = (
     Setup("tls", ("--allow-plain",), ("--no-secagg",)),
     Setup("secagg", (), ()),
     Setup("secagg, Flower's defaults", ("--clientapp-start", "spawn", "--poll-interval", "3"), ()),
+    Setup("secagg-poll, idle poll 0.2 s", ("--poll-interval", "0.2"), ()),
 )
 
 
@@ -99,8 +100,9 @@ def _model_bytes() -> int:
 
 
 def _key(setup: Setup) -> str:
-    """The `--setups` name: tls, secagg, secagg-flower."""
-    return setup.name.split(",")[0] + ("-flower" if "," in setup.name else "")
+    """The `--setups` name: tls, secagg, secagg-flower, secagg-poll."""
+    head = setup.name.split(",")[0]
+    return head + ("-flower" if "Flower" in setup.name else "")
 
 
 def main(argv: list[str] | None = None) -> int:

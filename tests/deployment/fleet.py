@@ -21,6 +21,9 @@ from tests.deployment.netns import Lan, in_netns
 # The server asks its SuperLink for the sites' status in-process (it ran `flwr supernode
 # ls`, 0.8 s of CPU, per line), so the tests can look every second.
 STATUS_INTERVAL_S = 1
+# The sites' idle wait between polls (1 s by default): each SecAgg+ round has five
+# exchanges that start with a poll; benchmarks/secure_rounds.py measured 37 s -> 30 s a round.
+POLL_S = 0.2
 # Small enough that a SecAgg+ round takes seconds on two shared cores.
 TRAINING = ("local-epochs=1", "image-size=32", "batch-size=8")
 
@@ -118,7 +121,8 @@ class Fleet:
             str(self.root / "kits" / site), str(self.data[site]), "cpu",
             str(self.root / f"{site}-state"),
         )  # fmt: skip
-        extra = ["--runtime-port", str(self.ports[site]), *self.site_options,
+        extra = ["--runtime-port", str(self.ports[site]), "--poll-interval", str(POLL_S),
+                 *self.site_options,
                  "--node-config", f"debug-dump-dir={self.dumps(site)}"]  # fmt: skip
         if self.app is not None and self.procs.approve_apps:
             harness.approve_app(self.root / f"{site}-state", self.app)  # the very copy run
