@@ -3,7 +3,8 @@
 Usage (one command; each dataset and method can be picked, the defaults run them all):
     python benchmarks/convergence.py --data ../shared/data \
         [--datasets breastmnist-label breastmnist-scanner ...] \
-        [--methods central local fedavg fedprox fedadam fedbn scaffold] [--work DIR] [--result FILE]
+        [--methods central local fedavg fedprox fedadam fedbn scaffold fedavgm] [--work DIR]
+        [--result FILE]
 
 Datasets (3 sites each, every site written as DICOM and read through MedFleet's real path):
 - ``breastmnist-label`` / ``pneumoniamnist-label``: the official training split dealt with a
