@@ -54,7 +54,9 @@ def _written_values(site: Path) -> set[str]:
     }
 
 
-@pytest.mark.parametrize("task", ["classification", "segmentation"])
+@pytest.mark.parametrize(
+    "task", ["classification", "segmentation", "segmentation-t1t2", "detection", "series"]
+)
 def test_headers_hold_exactly_the_values_known_from_the_seed(tmp_path: Path, task: str) -> None:
     # Prepare
     sites = generate_sites(tmp_path, n_sites=3, seed=5, task=task, scale=0.1)
