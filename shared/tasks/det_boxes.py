@@ -23,7 +23,6 @@ from monai.data.box_utils import box_centers
 from monai.transforms import Compose
 
 from shared.errors import DataError
-from shared.volumes.geometry import SliceStack
 
 __all__ = [
     "ANNOTATIONS_FILE",
@@ -32,7 +31,6 @@ __all__ = [
     "AnnotationSkip",
     "boxes_to_world",
     "read_annotations",
-    "series_affine",
     "voxel_boxes",
 ]
 
@@ -122,20 +120,6 @@ def _parse(row: Mapping[str, str | None]) -> tuple[str, Annotation | None]:
     if not uid or not all(math.isfinite(v) for v in values) or values[3] <= 0:
         return uid, None
     return uid, Annotation((values[0], values[1], values[2]), values[3])
-
-
-def series_affine(stack: SliceStack, first_position: Sequence[float]) -> np.ndarray:
-    """The 4x4 voxel-to-patient (LPS, mm) affine of a volume in `load_series` layout.
-
-    Axis 0 runs along a row (row direction), axis 1 along a column, axis 2 along the
-    normal; voxel (0, 0, 0) is the centre of the first pixel of the lowest slice.
-    """
-    affine = np.eye(4)
-    directions = (stack.row_direction, stack.column_direction, stack.normal)
-    for axis, (direction, step) in enumerate(zip(directions, stack.spacing, strict=True)):
-        affine[:3, axis] = np.asarray(direction, dtype=np.float64) * step
-    affine[:3, 3] = np.asarray(first_position, dtype=np.float64)
-    return affine
 
 
 def _reference(affine: np.ndarray, shape: Sequence[int]) -> MetaTensor:

@@ -27,10 +27,9 @@ from shared.tasks.det_boxes import (
     AnnotationCounts,
     map_series_annotations,
     read_annotations,
-    series_affine,
 )
 from shared.volumes.case import case_key
-from shared.volumes.geometry import stack_slices
+from shared.volumes.geometry import stack_slices, voxel_to_patient
 from shared.volumes.series import load_series, read_slice_headers
 
 __all__ = [
@@ -70,7 +69,7 @@ def series_geometry(paths: list[Path]) -> tuple[np.ndarray, tuple[int, int, int]
     stack = stack_slices(headers)
     first = headers[stack.order[0]]
     shape = (int(first.Columns), int(first.Rows), len(headers))
-    return series_affine(stack, [float(v) for v in first.ImagePositionPatient]), shape
+    return voxel_to_patient(stack, [float(v) for v in first.ImagePositionPatient]), shape
 
 
 def _group_ct(records: list[ImageRecord]) -> dict[str, list[ImageRecord]]:

@@ -21,10 +21,11 @@ from shared.dicom.writer import make_uid
 from shared.errors import DataError
 from shared.progress import track
 from shared.tasks.base import Prediction, Predictions
-from shared.tasks.det_boxes import boxes_to_world, series_affine
+from shared.tasks.det_boxes import boxes_to_world
 from shared.tasks.det_data import HU_WINDOW
 from shared.tasks.det_infer import detect
 from shared.tasks.detection_options import DetOptions
+from shared.volumes.geometry import voxel_to_patient
 from shared.volumes.series import load_series
 
 __all__ = ["SeriesDetections", "predict_series", "write_detections", "write_sr"]
@@ -74,7 +75,7 @@ def predict_series(
             skipped += 1
             continue
         image = torch.as_tensor(np.asarray(scale(volume.array[np.newaxis])), dtype=torch.float32)
-        affine = series_affine(
+        affine = voxel_to_patient(
             volume.stack, [float(v) for v in volume.headers[0].ImagePositionPatient]
         )
         boxes, scores = detect(detector, image, options, device, volume.stack.spacing)
