@@ -18,6 +18,7 @@ from shared.data.listing import file_signature
 from shared.dicom import DataReport, ImageRecord, index_folder
 from shared.errors import DataError
 from shared.volumes.geometry import stack_slices
+from shared.volumes.index import skip_series
 from shared.volumes.series import load_series, read_slice_headers
 
 __all__ = [
@@ -83,21 +84,12 @@ def index_series(root: Path) -> tuple[list[SeriesRecord], DataReport]:
         try:
             order = stack_slices(read_slice_headers([r.path for r in members])).order
         except DataError:
-            _skip_series(report, members)
+            skip_series(report, members, SeriesSkipReason.NOT_A_VOLUME)
             continue
         paths = tuple(members[i].path for i in order)
         found.append(SeriesRecord(uid, members[0].patient_key, members[0].modality, paths))
     report.series = len(found)
     return found, report
-
-
-def _skip_series(report: DataReport, members: list[ImageRecord]) -> None:
-    """Count every file of a series as skipped instead of usable."""
-    for record in members:
-        report.usable_by_modality[record.modality] -= 1
-        if not report.usable_by_modality[record.modality]:
-            del report.usable_by_modality[record.modality]
-        report.add_skip(record.path, SeriesSkipReason.NOT_A_VOLUME.value)
 
 
 def series_items(

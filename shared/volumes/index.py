@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from pydicom import dcmread
@@ -234,9 +235,12 @@ def _count_seg(report: DataReport, path: Path, outcome: str | SegSkipReason) -> 
 def skip_series(
     report: DataReport,
     members: list[ImageRecord],
-    reason: SegSkipReason = SegSkipReason.SERIES_WITHOUT_SEG,
+    reason: StrEnum = SegSkipReason.SERIES_WITHOUT_SEG,
 ) -> None:
-    """Count every file of a series left out (unlabelled by default) as skipped, not usable."""
+    """Count every file of a series left out (unlabelled by default) as skipped, not usable.
+
+    Any task's reason enum fits (the series task counts series that are not one volume).
+    """
     for record in members:
         report.usable_by_modality[record.modality] -= 1
         if not report.usable_by_modality[record.modality]:
