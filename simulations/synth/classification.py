@@ -24,7 +24,11 @@ from simulations.synth.anatomy import (
     sample_chest_wall,
 )
 from simulations.synth.ct_image import CtSlice, build_ct_slice, equipment_of
-from simulations.synth.identity import patient_identity, site_identity, skip_legacy_visit_draws
+from simulations.synth.identity import (
+    site_identity,
+    skip_legacy_visit_draws,
+    study_context,
+)
 from simulations.synth.lesions import Lesion, draw_lesion, sample_lesion
 from simulations.synth.scanner import acquire, encode
 from simulations.synth.sites import SiteProfile
@@ -86,33 +90,9 @@ def _patient_context(
 ) -> tuple[PatientInfo, StudyInfo, SeriesInfo]:
     """A patient with a fake but realistic identity, one CT study and one series."""
     key = ("medfleet-synth", seed, profile.code, number)
-    person = patient_identity(profile.code, seed, number)
-    patient = PatientInfo(
-        patient_id=f"{profile.code}-P{number:04d}",
-        patient_name=person.patient_name,
-        sex=str(rng.choice(["F", "M"])),
-        birth_date=person.birth_date,
-        identity_removed=False,
-    )
+    sex = str(rng.choice(["F", "M"]))
     skip_legacy_visit_draws(rng)
-    study = StudyInfo(
-        uid=make_uid(*key, "study"),
-        date=person.study_date,
-        time=person.study_time,
-        study_id=f"S{number:04d}",
-        accession_number=person.accession_number,
-        description="CT CHEST",
-        referring_physician=person.referring_physician,
-        operator=person.operator,
-    )
-    series = SeriesInfo(
-        uid=make_uid(*key, "series"),
-        number=1,
-        modality="CT",
-        description="Axial lung",
-        frame_of_reference_uid=make_uid(*key, "frame-of-reference"),
-    )
-    return patient, study, series
+    return study_context(key, profile.code, seed, number, sex, ("CT CHEST", "Axial lung", "CT"))
 
 
 def _write_patient(

@@ -11,7 +11,10 @@ import numpy as np
 
 from shared.dicom.writer import PatientInfo, SeriesInfo, StudyInfo, make_uid, write_dataset
 from simulations.synth.ct_image import CtSlice, build_ct_slice, equipment_of
-from simulations.synth.identity import patient_identity, site_identity
+from simulations.synth.identity import (
+    site_identity,
+    study_context,
+)
 from simulations.synth.nodules import (
     SLICES,
     DetectionGeometry,
@@ -68,32 +71,9 @@ def _context(
     profile: SiteProfile, seed: int, number: int
 ) -> tuple[PatientInfo, StudyInfo, SeriesInfo]:
     key = ("medfleet-synth-det", seed, profile.code, number)
-    person = patient_identity(profile.code, seed, number)
-    patient = PatientInfo(
-        patient_id=f"{profile.code}-P{number:04d}",
-        patient_name=person.patient_name,
-        sex="F" if number % 2 else "M",
-        birth_date=person.birth_date,
-        identity_removed=False,
-    )
-    study = StudyInfo(
-        uid=make_uid(*key, "study"),
-        date=person.study_date,
-        time=person.study_time,
-        study_id=f"S{number:04d}",
-        accession_number=person.accession_number,
-        description="CT CHEST LOW DOSE",
-        referring_physician=person.referring_physician,
-        operator=person.operator,
-    )
-    series = SeriesInfo(
-        uid=make_uid(*key, "series"),
-        number=1,
-        modality="CT",
-        description="Axial lung screening",
-        frame_of_reference_uid=make_uid(*key, "frame-of-reference"),
-    )
-    return patient, study, series
+    sex = "F" if number % 2 else "M"
+    descriptions = ("CT CHEST LOW DOSE", "Axial lung screening", "CT")
+    return study_context(key, profile.code, seed, number, sex, descriptions)
 
 
 def write_detection_series(

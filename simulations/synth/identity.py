@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.dicom.writer import PatientInfo, SeriesInfo, StudyInfo, make_uid
 from simulations.synth.sites import MAX_SITES
 
 __all__ = [
@@ -22,8 +23,11 @@ __all__ = [
     "SiteIdentity",
     "identifying_values",
     "patient_identity",
+    "patient_record",
     "site_identity",
     "skip_legacy_visit_draws",
+    "study_context",
+    "study_record",
 ]
 
 _FAMILY = (
@@ -195,3 +199,55 @@ def identifying_values(data_root: Path) -> dict[str, frozenset[str]]:
             )
         values[site_json.parent.name] = frozenset(found)
     return values
+
+
+def patient_record(code: str, seed: int, number: int, sex: str) -> PatientInfo:
+    """The DICOM patient of site `code`'s patient `number`: its generated identity, kept."""
+    person = patient_identity(code, seed, number)
+    return PatientInfo(
+        patient_id=f"{code}-P{number:04d}",
+        patient_name=person.patient_name,
+        sex=sex,
+        birth_date=person.birth_date,
+        identity_removed=False,
+    )
+
+
+def study_record(code: str, seed: int, number: int, uid: str, description: str) -> StudyInfo:
+    """The DICOM study `uid` of site `code`'s patient `number`, dated by its identity."""
+    person = patient_identity(code, seed, number)
+    return StudyInfo(
+        uid=uid,
+        date=person.study_date,
+        time=person.study_time,
+        study_id=f"S{number:04d}",
+        accession_number=person.accession_number,
+        description=description,
+        referring_physician=person.referring_physician,
+        operator=person.operator,
+    )
+
+
+def study_context(
+    key: tuple[object, ...],
+    code: str,
+    seed: int,
+    number: int,
+    sex: str,
+    descriptions: tuple[str, str, str],
+) -> tuple[PatientInfo, StudyInfo, SeriesInfo]:
+    """Patient, study and series number 1 of one generated patient.
+
+    `key` seeds the UIDs (study, series, frame of reference); `descriptions` are the
+    study's, the series' and its modality.
+    """
+    study_description, series_description, modality = descriptions
+    series = SeriesInfo(
+        uid=make_uid(*key, "series"),
+        number=1,
+        modality=modality,
+        description=series_description,
+        frame_of_reference_uid=make_uid(*key, "frame-of-reference"),
+    )
+    study = study_record(code, seed, number, make_uid(*key, "study"), study_description)
+    return patient_record(code, seed, number, sex), study, series

@@ -10,7 +10,11 @@ import numpy as np
 from shared.dicom.writer import PatientInfo, StudyInfo, make_uid
 from shared.volumes import MrAcquisition, write_mr_series, write_seg
 from simulations.synth.ct_image import equipment_of
-from simulations.synth.identity import patient_identity, site_identity
+from simulations.synth.identity import (
+    patient_record,
+    site_identity,
+    study_record,
+)
 from simulations.synth.mr_head import MrSiteSettings, mr_settings, render_head
 from simulations.synth.sites import SiteProfile
 
@@ -37,30 +41,14 @@ def _patient(
     profile: SiteProfile, seed: int, number: int, rng: np.random.Generator
 ) -> tuple[PatientInfo, StudyInfo]:
     """A patient with a fake but realistic identity and an MR study, UIDs from the seed."""
-    person = patient_identity(profile.code, seed, number)
     # The visit date and time once came from this stream; drawing (and dropping) them
     # keeps every later draw, so every image and label, as it was.
     rng.integers(0, 730)
-    patient = PatientInfo(
-        patient_id=f"{profile.code}-P{number:04d}",
-        patient_name=person.patient_name,
-        sex=str(rng.choice(["F", "M"])),
-        birth_date=person.birth_date,
-        identity_removed=False,
-    )
+    patient = patient_record(profile.code, seed, number, str(rng.choice(["F", "M"])))
     rng.integers(7, 19)
     rng.integers(0, 60)
-    study = StudyInfo(
-        uid=make_uid("medfleet-synth-seg", seed, profile.code, number, "study"),
-        date=person.study_date,
-        time=person.study_time,
-        study_id=f"S{number:04d}",
-        accession_number=person.accession_number,
-        description="MR HEAD",
-        referring_physician=person.referring_physician,
-        operator=person.operator,
-    )
-    return patient, study
+    uid = make_uid("medfleet-synth-seg", seed, profile.code, number, "study")
+    return patient, study_record(profile.code, seed, number, uid, "MR HEAD")
 
 
 def _write_case(
