@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -41,7 +41,7 @@ from shared.tasks.base import (
 )
 from shared.tasks.classification_options import SERIES_NETWORKS
 
-__all__ = ["ClassificationTask", "class_weights"]
+__all__ = ["ClassificationTask", "class_weights", "score_logits"]
 
 
 #: Decoding and intensity scaling, the first steps of every classification pipeline.
@@ -184,19 +184,7 @@ class ClassificationTask(Task):
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data: SiteData, settings: TrainSettings) -> RoundResult:
-        loss_fn = nn.CrossEntropyLoss(reduction="sum")
-        loss, labels, probs = 0.0, [], []
-        for logits, batch in _logits(model, data.val, settings):
-            targets = batch["label"].long().to(settings.device)
-            loss += float(loss_fn(logits, targets))
-            labels.append(targets.cpu().numpy())
-            probs.append(torch.softmax(logits, dim=1)[:, 1].cpu().numpy())
-        if not labels:
-            return RoundResult(0, {})
-        y, p = np.concatenate(labels), np.concatenate(probs)
-        metrics = classification_metrics(y, p)
-        metrics["loss"] = loss / len(y)
-        return RoundResult(len(y), metrics)
+        return score_logits(_logits(model, data.val, settings), settings.device)
 
     def aggregate_metrics(
         self, results: Sequence[tuple[int, Mapping[str, Any]]]
@@ -300,6 +288,27 @@ def _items(
             item["label"] = labels[record.sop_instance_uid]
         items.append(item)
     return items
+
+
+def score_logits(
+    batches: Iterable[tuple[torch.Tensor, dict[str, Any]]], device: torch.device
+) -> RoundResult:
+    """Mean cross-entropy and the classification metrics of `batches` (logits, batch).
+
+    Shared by the image and the series classifiers; metrics as `classification_metrics`.
+    """
+    loss, labels, probs = 0.0, [], []
+    for logits, batch in batches:
+        targets = batch["label"].long().to(device)
+        loss += float(F.cross_entropy(logits, targets, reduction="sum"))
+        labels.append(targets.cpu().numpy())
+        probs.append(torch.softmax(logits, dim=1)[:, 1].cpu().numpy())
+    if not labels:
+        return RoundResult(0, {})
+    y, p = np.concatenate(labels), np.concatenate(probs)
+    metrics = classification_metrics(y, p)
+    metrics["loss"] = loss / len(y)
+    return RoundResult(len(y), metrics)
 
 
 def _logits(

@@ -18,7 +18,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.data import CacheDataset, DataLoader, Dataset, PersistentDataset
@@ -31,10 +30,10 @@ from shared.data.intensity import ScaleByModalityd
 from shared.data.manifest import label_summary
 from shared.data.untracked import Untracked
 from shared.errors import ConfigError, DataError
-from shared.metrics import classification_metrics, pooled_classification_metrics
+from shared.metrics import pooled_classification_metrics
 from shared.models import SeriesGRU, SliceMax
 from shared.tasks.base import Prediction, Predictions, RoundResult, SiteData, Task, TrainSettings
-from shared.tasks.classification import ClassificationTask, class_weights
+from shared.tasks.classification import ClassificationTask, class_weights, score_logits
 from shared.tasks.series_data import (
     LoadSeriesd,
     SeriesRecord,
@@ -177,18 +176,7 @@ class SeriesClassificationTask(Task):
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data: SiteData, settings: TrainSettings) -> RoundResult:
-        loss, labels, probs = 0.0, [], []
-        for logits, batch in _logits(model, data.val, settings):
-            targets = batch["label"].to(settings.device)
-            loss += float(F.cross_entropy(logits, targets, reduction="sum"))
-            labels.append(targets.cpu().numpy())
-            probs.append(torch.softmax(logits, dim=1)[:, 1].cpu().numpy())
-        if not labels:
-            return RoundResult(0, {})
-        y, p = np.concatenate(labels), np.concatenate(probs)
-        metrics = classification_metrics(y, p)
-        metrics["loss"] = loss / len(y)
-        return RoundResult(len(y), metrics)
+        return score_logits(_logits(model, data.val, settings), settings.device)
 
     def aggregate_metrics(
         self, results: Sequence[tuple[int, Mapping[str, Any]]]
