@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.dicom.writer import EquipmentInfo
-from shared.volumes import MrAcquisition, write_mr_series, write_seg
+from shared.volumes import write_mr_series, write_seg
 from simulations.synth.ct_image import equipment_of
 from simulations.synth.identity import site_identity
 from simulations.synth.mr_head import (
@@ -30,6 +29,7 @@ from simulations.synth.segmentation import (
     SITE_FILE,
     _patient,
     _rng,
+    mr_acquisition,
     segmentation_cases,
 )
 from simulations.synth.sites import SiteProfile
@@ -85,7 +85,7 @@ def _write_case(
         study,
         seed=f"{key}|t1",
         description=SERIES_DESCRIPTIONS[0],
-        acquisition=_acquisition(settings, equipment),
+        acquisition=mr_acquisition(settings, equipment),
     )
     t2 = t2_settings(settings)
     t2_image, _ = paint_head(anatomy, t2, T2_LEVELS, T2_TISSUES)
@@ -98,20 +98,11 @@ def _write_case(
         seed=f"{key}|t2",
         series_number=2,
         description=SERIES_DESCRIPTIONS[1],
-        acquisition=_acquisition(t2, equipment),
+        acquisition=mr_acquisition(t2, equipment),
         frame_of_reference_uid=str(t1[0].FrameOfReferenceUID),
     )
     write_seg(labels, t1, list(SEGMENT_LABELS), case_dir / "SEG" / "SEG00001.dcm")
     return int(np.count_nonzero(labels))
-
-
-def _acquisition(settings: MrSiteSettings, equipment: EquipmentInfo) -> MrAcquisition:
-    return MrAcquisition(
-        repetition_time_ms=settings.repetition_time_ms,
-        echo_time_ms=settings.echo_time_ms,
-        field_strength_t=settings.field_strength_t,
-        equipment=equipment,
-    )
 
 
 def generate_two_contrast_site(site_dir: Path, profile: SiteProfile, seed: int) -> Path:

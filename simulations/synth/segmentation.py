@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.dicom.writer import PatientInfo, StudyInfo, make_uid
+from shared.dicom.writer import EquipmentInfo, PatientInfo, StudyInfo, make_uid
 from shared.volumes import MrAcquisition, write_mr_series, write_seg
 from simulations.synth.ct_image import equipment_of
 from simulations.synth.identity import (
@@ -18,7 +18,7 @@ from simulations.synth.identity import (
 from simulations.synth.mr_head import MrSiteSettings, mr_settings, render_head
 from simulations.synth.sites import SiteProfile
 
-__all__ = ["SEGMENT_LABELS", "generate_segmentation_site", "segmentation_cases"]
+__all__ = ["SEGMENT_LABELS", "generate_segmentation_site", "mr_acquisition", "segmentation_cases"]
 
 SEGMENT_LABELS = ("bright nucleus", "dark nucleus")
 SITE_FILE = "site.json"
@@ -51,6 +51,16 @@ def _patient(
     return patient, study_record(profile.code, seed, number, uid, "MR HEAD")
 
 
+def mr_acquisition(settings: MrSiteSettings, equipment: EquipmentInfo) -> MrAcquisition:
+    """The MR acquisition header values of a site's scanner `settings`."""
+    return MrAcquisition(
+        repetition_time_ms=settings.repetition_time_ms,
+        echo_time_ms=settings.echo_time_ms,
+        field_strength_t=settings.field_strength_t,
+        equipment=equipment,
+    )
+
+
 def _write_case(
     site_dir: Path, profile: SiteProfile, settings: MrSiteSettings, seed: int, number: int
 ) -> int:
@@ -58,12 +68,7 @@ def _write_case(
     rng = _rng(seed, profile, number)
     patient, study = _patient(profile, seed, number, rng)
     image, labels = render_head(settings, rng)
-    acquisition = MrAcquisition(
-        repetition_time_ms=settings.repetition_time_ms,
-        echo_time_ms=settings.echo_time_ms,
-        field_strength_t=settings.field_strength_t,
-        equipment=equipment_of(profile, site_identity(profile.code, seed)),
-    )
+    acquisition = mr_acquisition(settings, equipment_of(profile, site_identity(profile.code, seed)))
     case_dir = site_dir / f"P{number:04d}"
     slices = write_mr_series(
         image,
