@@ -3,6 +3,7 @@
 import os
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from flwr.supercore.task_identity import TaskIdentity
@@ -18,7 +19,6 @@ GROUPS = {
     "tests/deployment/test_faults.py": "beside",
     "tests/deployment/federation/": "beside",
     "tests/privacy/test_deployment_no_identifier_leaves.py": "beside",
-    "tests/deployment/test_detection_deployment.py": "beside",
 }
 
 
@@ -48,13 +48,17 @@ def flower_task_identity(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def one_ray_per_test_process() -> Iterator[None]:
-    """The simulations of one test process share one Ray instance.
+    """The simulations of one test process share one Ray instance and its actors.
 
-    Flower's Ray backend starts Ray for every simulation and shuts it down after (about
-    6 s a simulation on 2 cores, and the suite runs some 25). Here its actors are still
-    stopped after each simulation, but Ray stays up for the next one. A simulation that
-    left actors holding CPUs (one that died mid-run) gets a fresh Ray instead.
-    MEDFLEET_TEST_RAY_PER_SIMULATION=1 turns this off.
+    Flower's Ray backend starts Ray for every simulation, builds a pool of actors (each
+    imports torch, MONAI and the tasks: several seconds on 2 cores, before round 1) and
+    shuts both down after; the suite runs some 30 simulations. Here Ray stays up, and a
+    pool whose actors all came back idle serves the next simulation of the same
+    resources (a ClientApp is built from the simulation's own `app_fn` per message, so
+    an actor keeps nothing of a run but its process-wide caches, keyed by data folder).
+    A simulation that left actors busy (one that died mid-run) has them stopped; if they
+    still hold CPUs, the next gets a fresh Ray. MEDFLEET_TEST_RAY_PER_SIMULATION=1 turns
+    this off.
     """
     try:
         from flwr.server.superlink.fleet.vce.backend import raybackend
@@ -64,28 +68,48 @@ def one_ray_per_test_process() -> Iterator[None]:
         yield
         return
     backend, ray = raybackend.RayBackend, raybackend.ray
-    terminate, init_ray = backend.terminate, backend.init_ray
+    build, terminate, init_ray = backend.build, backend.terminate, backend.init_ray
+    pools: dict[str, Any] = {}  # an idle pool, by the resources its actors hold
 
-    def stop_actors_keep_ray(self: object) -> None:
-        shutdown = ray.shutdown
-        ray.shutdown = lambda *args, **kwargs: None
-        try:
-            terminate(self)
-        finally:
-            ray.shutdown = shutdown
+    def all_idle(pool: Any) -> bool:
+        return not pool._future_to_actor and len(pool.pool) == pool.num_actors
 
-    def init_unless_up(self: object, config: object) -> None:
-        if ray.is_initialized() and not _ray_idle(ray):
-            ray.shutdown()
+    def shutdown() -> None:
+        pools.clear()
+        ray.shutdown()
+
+    def build_or_reuse(self: Any, app_fn: object) -> None:
+        pool = pools.pop(self.medfleet_pool_key, None)
+        if pool is None:
+            build(self, app_fn)
+        else:
+            self.pool, self.app_fn = pool, app_fn
+
+    def keep_idle_actors(self: Any) -> None:
+        pool, self.pool = self.pool, None
+        if pool is None:
+            return
+        if all_idle(pool) and not pools:
+            pools[self.medfleet_pool_key] = pool
+        else:
+            pool.terminate_all_actors()
+
+    def init_unless_up(self: Any, config: dict[str, Any]) -> None:
+        self.medfleet_pool_key = repr((config.get("client_resources"), config.get("actor")))
+        for key in [key for key in pools if key != self.medfleet_pool_key]:
+            pools.pop(key).terminate_all_actors()  # type: ignore[attr-defined]
+        if ray.is_initialized() and not pools and not _ray_idle(ray):
+            shutdown()
         init_ray(self, config)
 
-    backend.terminate, backend.init_ray = stop_actors_keep_ray, init_unless_up
+    backend.build, backend.terminate = build_or_reuse, keep_idle_actors
+    backend.init_ray = init_unless_up
     try:
         yield
     finally:
-        backend.terminate, backend.init_ray = terminate, init_ray
+        backend.build, backend.terminate, backend.init_ray = build, terminate, init_ray
         if ray.is_initialized():
-            ray.shutdown()
+            shutdown()
 
 
 def _ray_idle(ray: object, wait_s: float = 5.0) -> bool:
