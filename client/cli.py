@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from client.isolation import CLIENTAPP_STARTS, DEFAULT_POLL_S
+from client.isolation import CLIENTAPP_STARTS, DEFAULT_HEARTBEAT_S, DEFAULT_POLL_S
 
 __all__ = ["register"]
 
@@ -29,6 +29,14 @@ def register(subparsers: Any) -> None:
     start.add_argument("--kit", type=Path, required=True, help="this site's kit folder")
     start.add_argument(
         "--data", type=Path, default=None, help="DICOM folder (default: kit's data-dir)"
+    )
+    start.add_argument(
+        "--task-data",
+        action="append",
+        default=[],
+        metavar="TASK=DIR",
+        help="the folder a run of TASK reads instead of --data (repeatable), for a site in "
+        "several studies, e.g. detection=/data/lung-ct",
     )
     start.add_argument(
         "--device", default=None, help="auto, cpu or cuda[:N] (default: kit's device)"
@@ -80,6 +88,13 @@ def register(subparsers: Any) -> None:
         help="seconds the SuperNode waits before asking the server again when it has no "
         "message (Flower's own: 3); each SecAgg+ round waits it about five times",
     )
+    start.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        default=DEFAULT_HEARTBEAT_S,
+        help="seconds between the site's heartbeats (10 to 1800); the server counts the site "
+        "offline after two missed ones, and lets it back in after a crash only then",
+    )
     start.set_defaults(func=_start)
     _register_approvals(sub)
 
@@ -115,9 +130,9 @@ def _register_approvals(sub: Any) -> None:
 def _start(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from client.daemon import SiteKit, run_site
+    from client.daemon import SiteKit, run_site, task_data_folders
     from shared.address import split_address
-    from shared.config import RunConfig
+    from shared.config import RunConfig, task_data_key
     from shared.errors import ConfigError
 
     kit = SiteKit.load(args.kit)
@@ -130,6 +145,8 @@ def _start(args: argparse.Namespace) -> int:
     device = args.device or kit.device
     RunConfig(device=device).validate()  # same rule as the apps: auto, cpu or cuda[:N]
     extra = dict(pair.split("=", 1) for pair in args.extra if "=" in pair)
+    for task, folder in task_data_folders(args.task_data).items():
+        extra[task_data_key(task)] = str(folder)
     if args.allow_plain:
         extra["require-secagg"] = "false"
     return run_site(
@@ -144,6 +161,7 @@ def _start(args: argparse.Namespace) -> int:
         allow_any_app=args.allow_any_app,
         clientapp_start=args.clientapp_start,
         poll_interval=args.poll_interval,
+        heartbeat_interval=args.heartbeat_interval,
     )
 
 

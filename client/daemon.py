@@ -11,12 +11,15 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from client.isolation import (
+    DEFAULT_HEARTBEAT_S,
     DEFAULT_POLL_S,
+    HEARTBEAT_RANGE_S,
     announce_approvals,
     launcher_command,
     process_isolation,
@@ -35,6 +38,7 @@ __all__ = [
     "claim_site",
     "run_site",
     "supernode_command",
+    "task_data_folders",
 ]
 
 log = logging.getLogger("medfleet.site.daemon")
@@ -83,6 +87,39 @@ class SiteKit:
             data_dir=str(settings.get("data-dir", "")),
             device=str(settings.get("device", "auto")),
         )
+
+
+def task_data_folders(pairs: Iterable[str]) -> dict[str, Path]:
+    """``TASK=DIR`` pairs of `site start --task-data` as task name -> absolute folder.
+
+    Raises
+    ------
+    ConfigError
+        For a pair without ``=``, an unknown task (with "did you mean"), a task named
+        twice or a folder that is not a directory.
+    """
+    from monai.utils import look_up_option
+
+    from shared.tasks import TASKS
+
+    folders: dict[str, Path] = {}
+    for pair in pairs:
+        task, sep, folder = pair.partition("=")
+        if not sep or not task or not folder:
+            raise ConfigError(f"--task-data takes TASK=DIR (e.g. detection=/data/ct), got {pair!r}")
+        try:
+            look_up_option(task, TASKS)
+        except ValueError as err:
+            raise ConfigError(f"--task-data: {err}") from None
+        if task in folders:
+            raise ConfigError(f"--task-data names task '{task}' twice; give it one folder")
+        path = Path(folder).expanduser().resolve()
+        if not path.is_dir():
+            raise ConfigError(f"--task-data {task}: {path} is not a directory")
+        if '"' in str(path):
+            raise ConfigError("a data folder path must not contain double quotes")
+        folders[task] = path
+    return folders
 
 
 def check_server_certificate(address: str, ca_cert: Path, timeout: float = 5.0) -> bool:
@@ -140,14 +177,22 @@ def supernode_command(
     runtime_port: int,
     node_config: dict[str, str] | None = None,
     poll_interval: float = DEFAULT_POLL_S,
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_S,
 ) -> list[str]:
     """Flower's SuperNode: TLS with the kit's CA, the kit's auth key (`client.supernode`)."""
     if '"' in str(data_dir):
         raise ConfigError("the data folder path must not contain double quotes")
     if not poll_interval > 0:
         raise ConfigError(f"--poll-interval must be > 0 seconds, got {poll_interval}")
+    if not HEARTBEAT_RANGE_S[0] <= heartbeat_interval <= HEARTBEAT_RANGE_S[1]:
+        low, high = HEARTBEAT_RANGE_S
+        raise ConfigError(
+            f"--heartbeat-interval must be {low:g} to {high:g} seconds (the server refuses "
+            f"others), got {heartbeat_interval:g}"
+        )
     return [
         sys.executable, "-m", "client.supernode", "--poll-interval", str(poll_interval),
+        "--heartbeat-interval", str(heartbeat_interval),
         "--superlink", kit_.server_address,
         "--root-certificates", str(kit_.ca_cert),
         "--auth-supernode-private-key", str(kit_.auth_key),
@@ -262,6 +307,7 @@ def run_site(
     allow_any_app: bool = False,
     clientapp_start: str = "fork",
     poll_interval: float = DEFAULT_POLL_S,
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_S,
 ) -> int:
     """Run the SuperNode until stopped; restart it after crashes, stop on refusal.
 
@@ -289,7 +335,9 @@ def run_site(
     """
     if not data_dir.is_dir():
         raise ConfigError(f"site data folder {data_dir} is not a directory; pass --data")
-    command = supernode_command(kit_, data_dir, device, runtime_port, node_config, poll_interval)
+    command = supernode_command(
+        kit_, data_dir, device, runtime_port, node_config, poll_interval, heartbeat_interval
+    )
     with claim_site(state_dir, runtime_port):
         announce_approvals(state_dir, allow_any_app)
         command += process_isolation(state_dir)

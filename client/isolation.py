@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLIENTAPP_STARTS",
+    "DEFAULT_HEARTBEAT_S",
     "DEFAULT_POLL_S",
+    "HEARTBEAT_RANGE_S",
     "announce_approvals",
     "launcher_command",
     "process_isolation",
@@ -29,6 +31,10 @@ log = logging.getLogger("medfleet.site.daemon")
 CLIENTAPP_STARTS = ("fork", "spawn")
 # The SuperNode's idle wait between polls (Flower's own is 3 s; see client.supernode).
 DEFAULT_POLL_S = 1.0
+# The SuperNode's heartbeat interval (Flower's own): the server counts a site offline two
+# intervals after its last heartbeat, and lets a restarted site back in only then.
+DEFAULT_HEARTBEAT_S = 30.0
+HEARTBEAT_RANGE_S = (10.0, 1800.0)  # what Flower's SuperLink accepts
 # Shared with the launcher so that only it may claim the SuperNode's ClientApp tasks.
 SECRET_NAME = "superexec.secret"
 

@@ -1,4 +1,4 @@
-"""Flower's SuperNode, with the idle wait between its polls of the server set by the site.
+"""Flower's SuperNode, with its idle wait and its heartbeat interval set by the site.
 
 Flower's SuperNode asks the server for a message, and when there is none waits 3 s (a
 constant in `flwr.supernode.start_client_internal`) before asking again. A SecAgg+ round
@@ -7,6 +7,12 @@ starts the SuperNode through this module, which replaces that one wait by
 `--poll-interval` seconds; anything else is Flower's `flower-supernode`, unchanged. If a
 Flower release no longer has the wait where it is expected, the SuperNode runs with
 Flower's own and says so.
+
+`--heartbeat-interval` sets the interval the SuperNode announces to the server and
+sends its heartbeats at (Flower: 30 s, a constant). The server counts a site offline two
+intervals after its last heartbeat: from then on it answers the site's pending messages
+with "node unavailable" instead of letting the round wait, and it lets a restarted site
+in again (until then it refuses the site's key as still connected).
 """
 
 from __future__ import annotations
@@ -18,12 +24,22 @@ import time
 from types import ModuleType
 from typing import Any
 
-__all__ = ["FLOWER_IDLE_WAIT_S", "PollClock", "main", "set_poll_interval"]
+__all__ = [
+    "FLOWER_HEARTBEAT_S",
+    "FLOWER_IDLE_WAIT_S",
+    "PollClock",
+    "main",
+    "set_heartbeat_interval",
+    "set_poll_interval",
+]
 
 log = logging.getLogger("medfleet.site.daemon")
 
 FLOWER_IDLE_WAIT_S = 3  # what Flower 1.41/1.42 sleep between empty pulls
 _EXPECTED = f"time.sleep({FLOWER_IDLE_WAIT_S})"
+FLOWER_HEARTBEAT_S = 30.0  # Flower's HEARTBEAT_DEFAULT_INTERVAL
+# Where the SuperNode reads the interval: what it announces, and its sender's period.
+_HEARTBEAT_MODULES = ("flwr.supernode.fleet_http_connection", "flwr.supercore.heartbeat")
 
 
 class PollClock:
@@ -51,12 +67,36 @@ def set_poll_interval(module: ModuleType, interval: float) -> bool:
     return True
 
 
+def set_heartbeat_interval(interval: float) -> bool:
+    """Make this process's SuperNode announce and send heartbeats every `interval` s.
+
+    False (nothing changed) when a Flower release no longer reads Flower's constant in
+    the modules where 1.41/1.42 read it.
+    """
+    import importlib
+
+    modules = [importlib.import_module(name) for name in _HEARTBEAT_MODULES]
+    if not all(
+        getattr(module, "HEARTBEAT_DEFAULT_INTERVAL", None) is not None for module in modules
+    ):
+        return False
+    for module in modules:
+        module.HEARTBEAT_DEFAULT_INTERVAL = interval  # type: ignore[attr-defined]
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
-    """`python -m client.supernode --poll-interval S FLOWER-SUPERNODE-ARGS...`."""
+    """`python -m client.supernode [--poll-interval S] [--heartbeat-interval S] ARGS...`.
+
+    ARGS are `flower-supernode`'s own.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
-    interval = float(FLOWER_IDLE_WAIT_S)
-    if args[:1] == ["--poll-interval"]:
-        interval = float(args[1])
+    interval, heartbeat = float(FLOWER_IDLE_WAIT_S), FLOWER_HEARTBEAT_S
+    while args[:1] in (["--poll-interval"], ["--heartbeat-interval"]):
+        if args[0] == "--poll-interval":
+            interval = float(args[1])
+        else:
+            heartbeat = float(args[1])
         args = args[2:]
     from flwr.supernode import start_client_internal
     from flwr.supernode.cli.flower_supernode import flower_supernode
@@ -66,6 +106,10 @@ def main(argv: list[str] | None = None) -> None:
     if interval != FLOWER_IDLE_WAIT_S and not set_poll_interval(start_client_internal, interval):
         logging.basicConfig(level=logging.INFO)
         log.warning("this Flower release polls differently; --poll-interval has no effect")
+    if heartbeat != FLOWER_HEARTBEAT_S and not set_heartbeat_interval(heartbeat):
+        logging.basicConfig(level=logging.INFO)
+        log.warning("this Flower release sends heartbeats differently: --heartbeat-interval "
+                    "has no effect")  # fmt: skip
     if not quicker_object_pulls():
         log.debug("this Flower release pulls objects differently: its own retry waits")
     sys.argv = ["flower-supernode", *args]

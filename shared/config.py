@@ -30,6 +30,7 @@ __all__ = [
     "resolve_device",
     "run_schema",
     "site_folders",
+    "task_data_key",
 ]
 
 #: Strategies that need every site's own update: SecAgg+ only ever shows them the sum.
@@ -316,13 +317,14 @@ class SiteConfig:
         """Parse Flower's `context.node_config`.
 
         A deployed SuperNode passes `data-dir` (and optionally `site-name`, `device`,
-        `cache-dir`) with `--node-config`. A simulated node only has `partition-id`; it is
+        `cache-dir`, and ``data-dir-TASK``: the folder a run of that task reads instead)
+        with `--node-config`. A simulated node only has `partition-id`; it is
         mapped to the N-th site folder (sorted) under the run's `sim-data-root`.
         """
         device = str(node.get("device", run.device))
         cache = node.get("cache-dir")
         if "data-dir" in node:
-            data_dir = Path(str(node["data-dir"]))
+            data_dir = Path(str(node.get(task_data_key(run.task), node["data-dir"])))
             name = str(node.get("site-name", data_dir.name))
         elif "partition-id" in node:
             data_dir = _simulated_site_dir(run, int(node["partition-id"]))
@@ -343,6 +345,11 @@ class SiteConfig:
             cache_dir=Path(str(cache)) if cache else None,
             simulated="data-dir" not in node,
         )
+
+
+def task_data_key(task: str) -> str:
+    """The node-config key of the folder that runs of `task` read (`site start --task-data`)."""
+    return f"data-dir-{task}"
 
 
 def site_folders(root: Path) -> list[Path]:

@@ -1,4 +1,4 @@
-"""The site's SuperNode waits --poll-interval when idle, and only that wait changes."""
+"""The site's SuperNode waits --poll-interval when idle and beats every --heartbeat-interval."""
 
 from __future__ import annotations
 
@@ -65,7 +65,55 @@ def test_supernode_command_carries_the_poll_interval(tmp_path: Path, site_kit: S
     # Execute
     cmd = supernode_command(site, tmp_path, "cpu", 9200, {}, poll_interval=0.5)
     # Assert: our module in front of Flower's SuperNode options
-    assert cmd[1:5] == ["-m", "client.supernode", "--poll-interval", "0.5"]
+    assert cmd[1:7] == ["-m", "client.supernode", "--poll-interval", "0.5",
+                        "--heartbeat-interval", "30.0"]  # fmt: skip
     assert cmd[cmd.index("--superlink") + 1] == site.server_address
     with pytest.raises(ConfigError, match="--poll-interval must be > 0"):
         supernode_command(site, tmp_path, "cpu", 9200, {}, poll_interval=0)
+
+
+class _StopAfterOneWait:
+    """The stop event of Flower's heartbeat sender: records the wait, then stops it."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def is_set(self) -> bool:
+        return bool(self.waits)
+
+    def wait(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def test_heartbeats_are_announced_and_sent_at_the_site_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Prepare: Flower's own modules, restored after the test
+    from flwr.supercore import heartbeat
+    from flwr.supernode import fleet_http_connection
+
+    for module in (heartbeat, fleet_http_connection):
+        assert module.HEARTBEAT_DEFAULT_INTERVAL == supernode.FLOWER_HEARTBEAT_S
+        monkeypatch.setattr(module, "HEARTBEAT_DEFAULT_INTERVAL", module.HEARTBEAT_DEFAULT_INTERVAL)
+    beats: list[bool] = []
+    sender = heartbeat.HeartbeatSender(lambda: beats.append(True) or True)
+    stop = _StopAfterOneWait()
+    sender._stop_event = stop  # type: ignore[assignment]
+
+    # Execute
+    patched = supernode.set_heartbeat_interval(12.0)
+    sender._run()
+
+    # Assert: the SuperNode announces 12 s, and waits (12 - 5 s call timeout) x 0.7..0.9
+    assert patched is True
+    assert fleet_http_connection.HEARTBEAT_DEFAULT_INTERVAL == 12.0
+    assert beats == [True]
+    assert 0.7 * 7 <= stop.waits[0] <= 0.9 * 7
+
+
+@pytest.mark.parametrize("seconds", [5.0, 3600.0])
+def test_a_heartbeat_interval_the_server_refuses_is_refused_here(
+    tmp_path: Path, site_kit: SiteKit, seconds: float
+) -> None:
+    with pytest.raises(ConfigError, match="--heartbeat-interval must be 10 to 1800 seconds"):
+        supernode_command(site_kit, tmp_path, "cpu", 9200, {}, heartbeat_interval=seconds)

@@ -24,6 +24,9 @@ STATUS_INTERVAL_S = 1
 # The sites' idle wait between polls (1 s by default): each SecAgg+ round has five
 # exchanges that start with a poll; benchmarks/secure_rounds.py measured 37 s -> 30 s a round.
 POLL_S = 0.2
+# Flower's 30 s heartbeat lets a killed site back in (and its pending messages fail) only
+# 60 s after its death; at the least the server accepts (10 s) that is 20 s.
+HEARTBEAT_S = 10
 # Small enough that a SecAgg+ round takes seconds on two shared cores.
 TRAINING = ("local-epochs=1", "image-size=32", "batch-size=8")
 
@@ -43,6 +46,8 @@ class Fleet:
     app: Path | None = None
     lan: Lan | None = None  # set: server and sites are separate hosts (namespaces)
     site_options: tuple[str, ...] = ()  # more `medfleet site start` options for every site
+    #: More studies the sites take part in: task -> site -> folder (`site start --task-data`).
+    task_data: dict[str, dict[str, Path]] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -53,9 +58,11 @@ class Fleet:
         lan: Lan | None = None,
         site_options: Sequence[str] = (),
         task: str = "classification",
+        more_tasks: Sequence[tuple[str, float]] = (),
     ) -> Fleet:
         """Provision kits for `sites` on a free port and write one synthetic data set each
-        (of `task`'s kind)."""
+        (of `task`'s kind), plus one of each (task, scale) in `more_tasks`, which a run of
+        that task reads instead."""
         from simulations.synth import generate_sites
 
         address = f"{lan.server_ip if lan else '127.0.0.1'}:{harness.free_port()}"
@@ -65,6 +72,10 @@ class Fleet:
                     harness.Processes(root / "flwr-home"), lan=lan,
                     site_options=tuple(site_options))  # fmt: skip
         fleet.app = harness.copy_app(root / "app")
+        for extra, extra_scale in more_tasks:
+            extra_folders = generate_sites(root / f"data-{extra}", n_sites=len(sites), seed=0,
+                                           scale=extra_scale, task=extra)  # fmt: skip
+            fleet.task_data[extra] = dict(zip(sites, extra_folders, strict=True))
         return fleet
 
     @property
@@ -122,7 +133,10 @@ class Fleet:
             str(self.root / f"{site}-state"),
         )  # fmt: skip
         extra = ["--runtime-port", str(self.ports[site]), "--poll-interval", str(POLL_S),
+                 "--heartbeat-interval", str(HEARTBEAT_S),
                  *self.site_options,
+                 *[f"--task-data={task}={folders[site]}"
+                   for task, folders in self.task_data.items()],
                  "--node-config", f"debug-dump-dir={self.dumps(site)}"]  # fmt: skip
         if self.app is not None and self.procs.approve_apps:
             harness.approve_app(self.root / f"{site}-state", self.app)  # the very copy run

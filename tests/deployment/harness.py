@@ -96,15 +96,29 @@ def site_start_args(kit: str, data: str, device: str, state_dir: str) -> list[st
 def run_cli(
     args: Sequence[str], home: Path, timeout: float = 60, prefix: Sequence[str] = ()
 ) -> subprocess.CompletedProcess[str]:
-    """Run `medfleet ...` to completion (after `prefix`, e.g. `ip netns exec NS`)."""
-    return subprocess.run(
-        [*prefix, *medfleet(args)],
-        cwd=REPO,
-        env=flower_env(home, {"PYTHONPATH": str(REPO)}),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """Run `medfleet ...` to completion (after `prefix`, e.g. `ip netns exec NS`).
+
+    Past `timeout` it is killed, and the assertion error carries the end of its output.
+    """
+    try:
+        return subprocess.run(
+            [*prefix, *medfleet(args)],
+            cwd=REPO,
+            env=flower_env(home, {"PYTHONPATH": str(REPO)}),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as err:
+        said = b"".join(_bytes(part) for part in (err.stdout, err.stderr))
+        tail = said.decode(errors="replace")[-4000:]
+        raise AssertionError(
+            f"medfleet {' '.join(args[:2])} ran past {timeout:g} s:\n{tail}"
+        ) from None
+
+
+def _bytes(output: bytes | str | None) -> bytes:
+    return output.encode() if isinstance(output, str) else (output or b"")
 
 
 class Processes:

@@ -9,7 +9,8 @@ network namespaces joined by a bridge, so they really are different hosts (all o
 It is started once for the package, and the coordinator's 2-round run is submitted once:
 the access tests (run first) try the Control API from another host while that run
 trains, the approval tests add runs of a changed app, and the training tests check the
-run's weights; a server restart comes last. The fault tests start fleets of their own.
+run's weights, then a server restart; the other tasks' rounds come last. The fault
+tests start fleets of their own.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ class TrainingRun:
 @pytest.fixture(scope="package")
 def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     lan = Lan(SITES) if netns_available() is None else None
-    fleet = Fleet.create(tmp_path_factory.mktemp("federation"), SITES, lan=lan)
+    # The sites also take part in a detection and a series study (test_training_tasks.py).
+    more = (("detection", 0.2), ("series", 0.15))
+    fleet = Fleet.create(tmp_path_factory.mktemp("federation"), SITES, lan=lan, more_tasks=more)
     try:
         if lan:
             lan.up()
