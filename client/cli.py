@@ -81,6 +81,16 @@ def register(subparsers: Any) -> None:
         "message (Flower's own: 3); each SecAgg+ round waits it about five times",
     )
     start.set_defaults(func=_start)
+    health = sub.add_parser(
+        "health",
+        help="exit 0 when this site's SuperNode runs and its server answers (health checks)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    health.add_argument("--kit", type=Path, required=True, help="this site's kit folder")
+    health.add_argument(
+        "--runtime-port", type=int, default=9094, help="the daemon's --runtime-port"
+    )
+    health.set_defaults(func=_health)
     _register_approvals(sub)
 
 
@@ -145,6 +155,19 @@ def _start(args: argparse.Namespace) -> int:
         clientapp_start=args.clientapp_start,
         poll_interval=args.poll_interval,
     )
+
+
+def _health(args: argparse.Namespace) -> int:
+    from client.daemon import SiteKit
+    from client.health import site_problems
+
+    kit = SiteKit.load(args.kit)
+    problems = site_problems(kit, args.runtime_port)
+    for problem in problems:
+        print(f"unhealthy: {problem}")
+    if not problems:
+        print(f"healthy: site {kit.name} is running and reaches {kit.server_address}")
+    return 1 if problems else 0
 
 
 def _approve(args: argparse.Namespace) -> int:
