@@ -96,14 +96,21 @@ def bootstrap_base(podman: Podman, work: Path, mirror: str) -> None:
 def debian_mirror() -> str:
     """The Debian mirror apt on this host uses (deb.debian.org when none is found)."""
     for source in [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]:
-        text = source.read_text(errors="replace") if source.is_file() else ""
-        for line in text.splitlines():
-            words = line.split()
-            if words[:1] == ["URIs:"] or words[:1] == ["deb"]:
-                uri = words[1] if words[0] == "URIs:" else words[-3]
-                if "debian-security" not in uri and "/debian" in uri:
-                    return uri
+        mirror = mirror_of(source.read_text(errors="replace")) if source.is_file() else None
+        if mirror:
+            return mirror
     return "http://deb.debian.org/debian"
+
+
+def mirror_of(sources: str) -> str | None:
+    """The first Debian (not security) mirror of an apt sources file, one-line or deb822."""
+    for line in sources.splitlines():
+        words = line.split()
+        if words[:1] == ["URIs:"] or (words[:1] == ["deb"] and len(words) >= 4):
+            uri = words[1] if words[0] == "URIs:" else words[-3]
+            if uri.rstrip("/").endswith("/debian"):
+                return uri
+    return None
 
 
 def _pip_settings() -> dict[str, str]:

@@ -229,7 +229,7 @@ def federation(images: Images) -> Iterator[Federation]:
     finally:
         leftover = fed.containers()
         if leftover:
-            podman("rm", "--force", "--time=0", *leftover, timeout=120, check=False)
+            podman("rm", "--force", "--volumes", "--time=0", *leftover, timeout=120, check=False)
         podman("network", "rm", "--force", f"{fed.project}_federation", check=False)
     assert not fed.containers(), "containers left behind"
 
