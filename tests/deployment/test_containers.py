@@ -16,6 +16,7 @@ import ssl
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,29 +71,27 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
 
 
 def _demo_layout(root: Path) -> None:
-    """The README's commands before `up`: provision, synthesise, state folders, owners."""
+    """The README's commands before the images are used: provision, synthesise, mkdir."""
     demo = root / "docker" / "demo"
-    for args in (
-        ["provision", "--federation", "docker/demo-federation.toml", "--out", str(demo / "kits")],
-        ["synth", "--sites", "3", "--scale", str(SCALE), "--out", str(demo / "data")],
-    ):
-        done = subprocess.run(
-            harness.medfleet(args),
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env={**harness.flower_env(root / "home"), "PYTHONPATH": str(harness.REPO)},
-        )
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    owned = [demo / "kits" / "server", *(demo / "kits" / s for s in SITES)]
+    _medfleet(
+        root,
+        "provision",
+        "--federation",
+        "docker/demo-federation.toml",
+        "--out",
+        str(demo / "kits"),
+    )
+    _medfleet(root, "synth", "--sites", "3", "--scale", str(SCALE), "--out", str(demo / "data"))
     for name in ("server", *SITES):
         (demo / "state" / name).mkdir(parents=True)
-    subprocess.run(
-        ["chown", "-R", f"{UID}:{UID}", *map(str, owned), str(demo / "state")],
-        check=True,
-        timeout=60,
-    )
+
+
+def _medfleet(root: Path, *args: str) -> None:
+    """`medfleet ARGS` on the host, in the checkout copy."""
+    env = {**harness.flower_env(root / "home"), "PYTHONPATH": str(harness.REPO)}
+    done = subprocess.run(harness.medfleet(args), cwd=root, capture_output=True, text=True,
+                          timeout=300, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
 
 def test_images_report_their_sizes_and_run_as_the_medfleet_user(images: Images) -> None:
@@ -162,7 +161,6 @@ def test_every_registered_task_imports_in_the_site_image(images: Images) -> None
 
 
 # The README's commands ("Deploy with containers"), after `podman-compose -p P -f COMPOSE`.
-APPROVE = "run --rm --no-deps {site} site approve {hash} --state-dir /var/lib/medfleet"
 UP = "up -d"
 RUN = (
     "exec -T server medfleet server run --kit /kits/server --state-dir /var/lib/medfleet "
@@ -206,14 +204,18 @@ class Federation:
 
 @pytest.fixture(scope="module")
 def federation(images: Images) -> Iterator[Federation]:
-    """The README's commands: approve the server's app at each site, `up -d`, `exec` a run."""
+    """The README's commands: approve the server's app at each site, give the kits and state
+    to the images' user, `up -d`, `exec` a run."""
     fed, podman = Federation(images, harness.free_port()), images.podman
     try:
         started = time.monotonic()
         done = podman("run", "--rm", "--network=none", SERVER_IMAGE, "server", "app-hash")
         for site in SITES:
-            approved = fed.compose(APPROVE.format(site=site, hash=done.stdout.split()[-1]))
-            assert approved.returncode == 0, approved.stdout[-2000:] + approved.stderr[-2000:]
+            _medfleet(images.context, "site", "approve", done.stdout.split()[-1], "--state-dir",
+                      f"docker/demo/state/{site}")  # fmt: skip
+        demo = images.context / "docker" / "demo"
+        owned = [demo / "kits" / name for name in ("server", *SITES)] + [demo / "state"]
+        subprocess.run(["chown", "-R", f"{UID}:{UID}", *map(str, owned)], check=True, timeout=60)
         fed.seconds["approve"] = time.monotonic() - started
         started = time.monotonic()
         up = fed.compose(UP)
@@ -289,25 +291,18 @@ def test_sites_reach_the_server_over_tls_with_the_federation_ca_and_registered_k
 
 
 def test_containers_are_healthy_and_restart_unless_stopped(federation: Federation) -> None:
-    podman = federation.images.podman
-    for service, cid in federation.ids.items():
-        # Execute: the compose file's health check (podman schedules none without systemd)
-        health = podman("healthcheck", "run", cid, check=False, timeout=60)
+    podman, ids = federation.images.podman, federation.ids
+    # Execute: the compose file's health checks (podman schedules none without systemd), all
+    # at once, and a site's check against a runtime port its SuperNode does not use
+    checks = {service: ("healthcheck", "run", cid) for service, cid in ids.items()}
+    sick = ("exec", ids["site-a"], "medfleet", "site", "health", "--kit", "/kit", "--runtime-port")
+    checks["sick"] = (*sick, "9")
+    with ThreadPoolExecutor(len(checks)) as pool:
+        replies = pool.map(lambda args: podman(*args, check=False, timeout=120), checks.values())
+        done = dict(zip(checks, replies, strict=True))
+    # Assert: healthy, restarted unless stopped; the sick check fails and says why
+    for service, cid in ids.items():
+        assert done[service].returncode == 0, f"{service}: {done[service].stdout}"
         policy = podman("inspect", "--format", "{{.HostConfig.RestartPolicy.Name}}", cid)
-        # Assert
-        assert health.returncode == 0, f"{service}: {health.stdout}{health.stderr}"
         assert policy.stdout.strip() == "unless-stopped"
-    # A site whose SuperNode does not answer is unhealthy, and says why
-    sick = podman(
-        "exec",
-        federation.ids["site-a"],
-        "medfleet",
-        "site",
-        "health",
-        "--kit",
-        "/kit",
-        "--runtime-port",
-        "9",
-        check=False,
-    )
-    assert sick.returncode == 1 and "runtime port 9" in sick.stdout
+    assert done["sick"].returncode == 1 and "runtime port 9" in done["sick"].stdout
