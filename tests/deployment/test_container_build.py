@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deployment import containers
+from tests.deployment import containers, harness
 from tests.deployment.containers import BASE_IMAGE, BUILD_CA, BUILD_WHEELS
 
 
@@ -61,3 +61,23 @@ def test_without_podman_the_reason_says_how_to_get_it(monkeypatch: pytest.Monkey
     # Assert: it names what is missing and the command that installs all three
     assert reason is not None and reason.startswith("podman-compose not installed")
     assert "apt-get install podman podman-compose mmdebstrap" in reason
+
+
+def test_the_readme_gives_the_commands_the_container_test_runs() -> None:
+    # Prepare
+    from tests.deployment.test_containers import RUN, SCALE, UP
+
+    readme = (harness.REPO / "README.md").read_text()
+    section = readme[readme.index("### Deploy with containers") :]
+    compose = "podman-compose -p medfleet-demo -f docker/compose.yaml"
+    # Assert: the same compose calls, data scale, approvals and owners
+    owners = "docker/demo/kits/server docker/demo/kits/site-? docker/demo/state"
+    commands = [
+        f"{compose} {UP}",
+        f"{compose} {RUN}",
+        f"--scale {SCALE} --out docker/demo/data",
+        "medfleet site approve $HASH --state-dir docker/demo/state/$site",
+        f"chown -R 10001:10001 {owners}",
+    ]
+    for command in commands:
+        assert command in section, command
