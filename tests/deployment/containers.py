@@ -83,12 +83,13 @@ def bootstrap_base(podman: Podman, work: Path, mirror: str) -> None:
     """Import a minimal Debian bookworm with python3 as `BASE_IMAGE` (about 30-100 s)."""
     tar = work / "bookworm.tar"
     packages = "--include=python3,python3-venv,ca-certificates"
-    subprocess.run(
+    done = subprocess.run(
         ["mmdebstrap", "--variant=minbase", packages, "--quiet", "bookworm", str(tar), mirror],
-        check=True,
         capture_output=True,
+        text=True,
         timeout=900,
     )
+    assert done.returncode == 0, f"mmdebstrap failed:\n{done.stderr[-3000:]}"
     podman("import", str(tar), BASE_IMAGE, timeout=300)
     tar.unlink()
 
@@ -138,8 +139,9 @@ def build_options(settings: dict[str, str] | None = None) -> list[str]:
     """
     settings = _pip_settings() if settings is None else settings
     options = [f"--build-arg=BASE_IMAGE={BASE_IMAGE}", "--network=host"]
-    wheels = Path(settings.get("find-links", "").split()[0] if settings.get("find-links") else "")
-    if wheels.is_dir() and any(wheels.glob("torch-*.whl")):
+    links = settings.get("find-links", "").split()
+    wheels = Path(links[0]) if links else None
+    if wheels is not None and wheels.is_dir() and any(wheels.glob("torch-*.whl")):
         index = settings.get("index-url", "https://pypi.org/simple").split()[0]
         options += [
             f"--volume={wheels}:{BUILD_WHEELS}:ro",
