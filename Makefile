@@ -16,7 +16,8 @@ $(BIN)/.medfleet-installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
-# Debian tools the tests use (DICOM validator, compose file checker); skipped when not root.
+# Debian tools the tests use (DICOM validator, compose file checker, podman and what the
+# container test builds with); skipped when not root.
 system-deps:
 	@bash .ci/system-deps.sh
 

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian tools the tests call: dciodvfy (dicom3tools), docker-compose, nginx
-# (the server's proxy; Debian puts it in /usr/sbin, off an ordinary user's PATH) and
-# chromium (a headless screenshot of the run report).
+# (the server's proxy; Debian puts it in /usr/sbin, off an ordinary user's PATH), chromium
+# (a headless screenshot of the run report) and podman, podman-compose and mmdebstrap (the
+# container images are built and the compose federation run: tests/deployment/test_containers.py).
 set -eu
 need=()
 command -v dciodvfy >/dev/null 2>&1 || need+=(dicom3tools)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+for tool in podman podman-compose mmdebstrap; do
+    command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
+done
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "note: ${need[*]} not installed (need root + apt-get); the tests that use them will skip" >&2

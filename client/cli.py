@@ -96,6 +96,16 @@ def register(subparsers: Any) -> None:
         "offline after two missed ones, and lets it back in after a crash only then",
     )
     start.set_defaults(func=_start)
+    health = sub.add_parser(
+        "health",
+        help="exit 0 when this site's SuperNode runs and its server answers (health checks)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    health.add_argument("--kit", type=Path, required=True, help="this site's kit folder")
+    health.add_argument(
+        "--runtime-port", type=int, default=9094, help="the daemon's --runtime-port"
+    )
+    health.set_defaults(func=_health)
     _register_approvals(sub)
 
 
@@ -163,6 +173,19 @@ def _start(args: argparse.Namespace) -> int:
         poll_interval=args.poll_interval,
         heartbeat_interval=args.heartbeat_interval,
     )
+
+
+def _health(args: argparse.Namespace) -> int:
+    from client.daemon import SiteKit
+    from client.health import site_problems
+
+    kit = SiteKit.load(args.kit)
+    problems = site_problems(kit, args.runtime_port)
+    for problem in problems:
+        print(f"unhealthy: {problem}")
+    if not problems:
+        print(f"healthy: site {kit.name} is running and reaches {kit.server_address}")
+    return 1 if problems else 0
 
 
 def _approve(args: argparse.Namespace) -> int:

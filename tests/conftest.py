@@ -14,8 +14,10 @@ from flwr.supercore.task_identity import TaskIdentity
 #: share a package fixture (the healthy federation) together. Four workers, one per
 #: federation group, were slower on 2 cores (14.9 min against 13.4); so were three (17.6).
 #: Measured 2026-12-02 (715 tests, 22.3 min): this group about 20.7 min, so the series
-#: task's deployment round (95 s) runs in the other group.
+#: task's deployment round (95 s) runs in the other group. The container test (image
+#: builds and a compose federation: about 4 min with cached layers, 8 min cold) joins it.
 GROUPS = {
+    "tests/deployment/test_containers.py": "beside",
     "tests/deployment/test_faults.py": "beside",
     "tests/deployment/federation/": "beside",
     "tests/privacy/test_deployment_no_identifier_leaves.py": "beside",

@@ -1,7 +1,8 @@
 """docker/: the compose file parses, the Dockerfiles lint clean, containers run the tested commands.
 
-There is no Docker engine here: `docker-compose config` (parse + interpolate) and hadolint
-are what can be checked. Each check is skipped when its tool is missing, but fails in CI.
+Static checks: `docker-compose config` (parse + interpolate), hadolint and systemd's
+verifier. Each is skipped when its tool is missing, but fails in CI. The images are built
+and the compose federation run with podman in test_containers.py.
 """
 
 from __future__ import annotations
@@ -113,3 +114,26 @@ def test_server_image_has_nginx_and_publishes_only_the_proxy_port(compose: dict)
     ports = compose["services"]["server"]["ports"]
     assert [(str(p["target"]), str(p["published"])) for p in ports] == [("9092", "9092")]
     assert "--no-proxy" not in compose["services"]["server"]["command"]
+
+
+def test_every_service_is_health_checked_and_restarted(compose: dict) -> None:
+    services = compose["services"]
+    for name, service in services.items():
+        assert service["restart"] == "unless-stopped", name
+        assert service["healthcheck"]["test"][0] == "CMD-SHELL", name
+    # The server: its public port answers; a site: `medfleet site health` on its own kit
+    assert "9092" in services["server"]["healthcheck"]["test"][1]
+    for name in ("site-a", "site-b", "site-c"):
+        assert services[name]["healthcheck"]["test"][1] == "medfleet site health --kit /kit"
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile.server", "Dockerfile.site"])
+def test_dockerfiles_take_a_public_base_and_cpu_torch_by_default(dockerfile: str) -> None:
+    lines = (DOCKER / dockerfile).read_text().splitlines()
+    args = dict(line[4:].split("=", 1) for line in lines if line.startswith("ARG ") and "=" in line)
+    assert args["BASE_IMAGE"] == "python:3.11-slim-bookworm"
+    assert args["TORCH_INDEX"] == "https://download.pytorch.org/whl/cpu"
+    assert args["WHEELS"] == "" and args["CA_BUNDLE"] == ""
+    assert lines.index("FROM ${BASE_IMAGE}") < min(
+        i for i, line in enumerate(lines) if line.startswith("COPY")
+    )
