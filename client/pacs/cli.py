@@ -6,13 +6,16 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_pacs_config_argument", "register"]
+__all__ = ["DEFAULT_FILE", "add_pacs_config_argument", "register"]
+
+#: Where `medfleet site sync/listen` and `predict --store` look without --pacs-config
+#: (the site daemon's default state folder). Here, not in `config`: importing the
+#: package would load pydicom and pynetdicom for every `medfleet --help`.
+DEFAULT_FILE = Path("~/.medfleet/site/pacs.toml")
 
 
 def add_pacs_config_argument(parser: argparse.ArgumentParser) -> None:
     """The ``--pacs-config`` option (default: ``~/.medfleet/site/pacs.toml``)."""
-    from client.pacs.config import DEFAULT_FILE
-
     parser.add_argument(
         "--pacs-config",
         type=Path,

@@ -15,9 +15,6 @@ from shared.errors import ConfigError
 
 __all__ = ["ListenConfig", "PacsConfig", "PacsSettings", "SavedQuery", "load_pacs_settings"]
 
-#: Where `medfleet site sync/listen` and `predict --store` look without --pacs-config.
-DEFAULT_FILE = Path("~/.medfleet/site/pacs.toml")
-
 _TOP = ("cache-dir", "labels-csv", "pacs", "listen")
 _PACS = ("host", "port", "called-ae", "calling-ae", "dicomweb", "timeout", "query")
 _QUERY = ("modality", "body-part", "study-description", "date-from", "date-to")

@@ -60,7 +60,11 @@ def orthanc(tmp_path: Path, studies: Studies) -> Iterator[Orthanc]:
 
 
 def pacs_file(
-    folder: Path, orthanc: Orthanc, protocol: str = "dimse", date_from: str = DATE_FROM
+    folder: Path,
+    orthanc: Orthanc,
+    protocol: str = "dimse",
+    date_from: str = DATE_FROM,
+    cache: str = "cache",
 ) -> Path:
     """Write the site's pacs.toml for `orthanc` (DIMSE or DICOMweb) with a saved MR query."""
     if protocol == "dimse":
@@ -71,7 +75,7 @@ def pacs_file(
     else:
         where = f'dicomweb = "{orthanc.dicomweb}"\n'
     text = (
-        f'cache-dir = "cache"\n\n[pacs.radiology]\n{where}timeout = 10\n\n'
+        f'cache-dir = "{cache}"\n\n[pacs.radiology]\n{where}timeout = 10\n\n'
         f'[pacs.radiology.query]\nmodality = "MR"\nstudy-description = "MR HE*"\n'
         f'date-from = "{date_from}"\ndate-to = "20291231"\n'
     )
