@@ -1,0 +1,151 @@
+"""The site's PACS file is checked at the door; sync's rules hold with any PACS's answers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from client.pacs import load_pacs_settings, sync_pacs
+from client.pacs.cache import PacsCache, instance_path
+from client.pacs.config import SavedQuery
+from client.pacs.remote import InstanceSink, PacsUnavailable, StoreResult, StudyHit, matches
+from shared.cli import main
+from shared.errors import DataError
+
+GOOD = """cache-dir = "cache"
+labels-csv = "labels.csv"
+[pacs.radiology]
+host = "pacs.example-hospital.org"
+port = 104
+called-ae = "RADPACS"
+calling-ae = "MEDFLEET"
+[pacs.radiology.query]
+modality = "MR"
+study-description = "MR HEAD*"
+date-from = "20200101"
+[pacs.web]
+dicomweb = "https://pacs.example-hospital.org/dicom-web/"
+[listen]
+ae-title = "MEDFLEET"
+port = 11112
+allowed-calling-ae = ["RADPACS"]
+"""
+
+
+def test_a_good_pacs_file_gives_typed_values(tmp_path: Path) -> None:
+    # Prepare
+    path = tmp_path / "pacs.toml"
+    path.write_text(GOOD)
+
+    # Execute
+    settings = load_pacs_settings(path)
+
+    # Assert
+    dimse, web = settings.get("radiology"), settings.get("web")
+    assert settings.cache_dir == tmp_path / "cache"
+    assert settings.labels_csv == tmp_path / "labels.csv"
+    assert (dimse.protocol, dimse.host, dimse.port, dimse.called_ae) == (
+        "dimse", "pacs.example-hospital.org", 104, "RADPACS",
+    )  # fmt: skip
+    assert dimse.query.date_range == "20200101-"
+    assert (web.protocol, web.dicomweb) == (
+        "dicomweb",
+        "https://pacs.example-hospital.org/dicom-web",
+    )
+    assert settings.listen is not None and settings.listen.allowed_calling_ae == ("RADPACS",)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ("port = 104", "port = 70000"),
+            "[pacs.radiology] port must be an integer from 1 to 65535",
+        ),
+        (("called-ae = ", "caled-ae = "), "unknown key 'caled-ae' (did you mean 'called-ae'?)"),
+        (('"RADPACS"\ncalling', '"RADIOLOGY-PACS-MAIN"\ncalling'), "called-ae must be an AE title"),
+        (('modality = "MR"', 'modality = "mr"'), "modality must be a DICOM code string"),
+        (('date-from = "20200101"', 'date-from = "2020-01-01"'), "date-from must be a date"),
+        (('date-from = "20200101"', 'date-from = "20200101"\ndate-to = "20191231"'), "after"),
+        (("[pacs.web]\n", '[pacs.web]\nhost = "x"\n'), "needs exactly one of host"),
+        (('dicomweb = "https', 'dicomweb = "ftp'), "dicomweb must be an http"),
+        (('allowed-calling-ae = ["RADPACS"]', "allowed-calling-ae = []"), "must list the AE"),
+        (('cache-dir = "cache"\n', ""), "lacks cache-dir"),
+    ],
+)
+def test_a_bad_pacs_file_is_refused_naming_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: tuple[str, str], message: str
+) -> None:
+    # Prepare
+    path = tmp_path / "pacs.toml"
+    assert change[0] in GOOD
+    path.write_text(GOOD.replace(change[0], change[1], 1))
+
+    # Execute
+    code = main(["site", "sync", "--pacs", "radiology", "--pacs-config", str(path)])
+
+    # Assert: exit 2 with the fix; the host stays out of the message's public part
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert "example-hospital" not in err.split(" (")[0]
+
+
+class _FakePacs:
+    """A PACS answering from memory: two studies, the second short of one instance."""
+
+    def __init__(self) -> None:
+        self.studies = {"1.2.3": 2, "1.2.4": 3}
+        self.sent = {"1.2.3": ["1.2.3.1.1", "1.2.3.1.2"], "1.2.4": ["1.2.4.1.1", "1.2.4.1.2"]}
+
+    def find_studies(self, query: SavedQuery) -> list[StudyHit]:
+        hits = [StudyHit(uid, n, ("MR",), "MR HEAD", "20240101") for uid, n in self.studies.items()]
+        return [*hits, StudyHit("1.2.5", 1, ("CT",), "CT CHEST", "20240101")]
+
+    def has_body_part(self, study: str, query: SavedQuery) -> bool:
+        return True
+
+    def retrieve(self, study: str, sink: InstanceSink) -> None:
+        sink("9.9.9", "9.9.9.1", "9.9.9.1.1", b"another study's instance")
+        for sop in self.sent[study]:
+            sink(study, f"{study}.1", sop, b"DICM" + sop.encode())
+
+    def store(self, paths: Sequence[Path]) -> list[StoreResult]:
+        raise PacsUnavailable("not used")
+
+
+def test_sync_commits_only_whole_studies_of_the_query(tmp_path: Path) -> None:
+    # Prepare: a PACS whose CT study the query must skip (though the PACS returned it)
+    path = tmp_path / "pacs.toml"
+    path.write_text(GOOD)
+    (tmp_path / "labels.csv").write_text("study_instance_uid,label\n1.2.3,1\n")
+    settings = load_pacs_settings(path)
+
+    # Execute
+    summary = sync_pacs(settings, "radiology", remote=_FakePacs())
+
+    # Assert: the whole study in the cache, the short one in staging, the foreign one dropped
+    cache = PacsCache(settings.cache_dir)
+    assert (summary.found, summary.retrieved, summary.incomplete) == (2, 1, ["1.2.4"])
+    assert cache.complete_studies() == {"1.2.3": 2}
+    assert cache.staged("1.2.4") == 2 and cache.partial() == ["1.2.4"]
+    assert set(cache.ledger()) == {"1.2.3"}
+    assert not (settings.cache_dir / "9.9.9").exists()
+    assert (settings.cache_dir / "labels.csv").read_text() == "study_instance_uid,label\n1.2.3,1\n"
+
+
+@pytest.mark.parametrize("uid", ["../../etc", "1.2/3", "", "1." + "2" * 70, "1..2"])
+def test_uids_from_the_network_never_make_a_path(tmp_path: Path, uid: str) -> None:
+    with pytest.raises(DataError, match="not a valid DICOM UID"):
+        instance_path(tmp_path, "1.2.3", uid, "1.2.3.4")
+
+
+def test_the_saved_query_is_checked_again_locally() -> None:
+    query = SavedQuery("MR", "", "MR HE?D*", "20240101", "20241231")
+    hit = StudyHit("1.2", 3, ("MR", "SEG"), "MR HEAD plain", "20240601")
+    assert matches(hit, query)
+    assert not matches(StudyHit("1.2", 3, ("CT",), "MR HEAD", "20240601"), query)
+    assert not matches(StudyHit("1.2", 3, ("MR",), "mr head", "20240601"), query)
+    assert not matches(StudyHit("1.2", 3, ("MR",), "MR HEAD", "20250101"), query)
