@@ -16,7 +16,11 @@ from shared.errors import ConfigError
 __all__ = ["ListenConfig", "PacsConfig", "PacsSettings", "SavedQuery", "load_pacs_settings"]
 
 _TOP = ("cache-dir", "labels-csv", "pacs", "listen")
-_PACS = ("host", "port", "called-ae", "calling-ae", "dicomweb", "timeout", "query")
+_PACS = (
+    "host", "port", "called-ae", "calling-ae", "retrieve", "move-port", "dicomweb", "timeout",
+    "query",
+)  # fmt: skip
+_RETRIEVE = ("get", "move")
 _QUERY = ("modality", "body-part", "study-description", "date-from", "date-to")
 _LISTEN = ("ae-title", "port", "host", "allowed-calling-ae")
 # DICOM's AE and CS value representations (PS3.5 6.2): AE 16 characters, no backslash.
@@ -45,7 +49,12 @@ class SavedQuery:
 
 @dataclass(frozen=True)
 class PacsConfig:
-    """One PACS: DIMSE (host, port, AE titles) or DICOMweb (its base URL)."""
+    """One PACS: DIMSE (host, port, AE titles) or DICOMweb (its base URL).
+
+    DIMSE retrieves with C-GET (``retrieve = "get"``: the instances come back on the
+    same association) or C-MOVE (``"move"``: the PACS opens an association to this site's
+    calling AE title on ``move-port``, which the PACS must know as a modality).
+    """
 
     name: str
     query: SavedQuery
@@ -53,6 +62,8 @@ class PacsConfig:
     port: int = 0
     called_ae: str = ""
     calling_ae: str = "MEDFLEET"
+    retrieve: str = "get"
+    move_port: int = 0
     dicomweb: str = ""
     timeout: float = 30.0
 
@@ -161,9 +172,19 @@ def _pacs(name: str, entry: Any, where: str) -> PacsConfig:
             raise ConfigError(
                 f"{section} lacks {key} (DIMSE needs host, port, called-ae)", local=where
             )
+    retrieve = str(entry.get("retrieve", "get"))
+    if retrieve not in _RETRIEVE:
+        raise ConfigError(f"{section} retrieve must be get (C-GET) or move (C-MOVE)", local=where)
+    if retrieve == "move" and "move-port" not in entry:
+        raise ConfigError(
+            f"{section} retrieve = move needs move-port: the local port the PACS sends to",
+            local=where,
+        )
     return PacsConfig(
         name,
         saved,
+        retrieve=retrieve,
+        move_port=_port(entry["move-port"], section, where) if "move-port" in entry else 0,
         host=str(entry["host"]),
         port=_port(entry["port"], section, where),
         called_ae=_ae(entry["called-ae"], f"{section} called-ae", where),

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pynetdicom import AE, build_role, evt, sop_class
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, build_role, evt, sop_class
 from pynetdicom.association import Association
 
 from client.pacs.config import PacsConfig, SavedQuery
@@ -19,6 +19,7 @@ __all__ = ["RETRIEVED_CLASSES", "DimseRemote"]
 
 _FIND = getattr(sop_class, "StudyRootQueryRetrieveInformationModelFind")  # noqa: B009
 _GET = getattr(sop_class, "StudyRootQueryRetrieveInformationModelGet")  # noqa: B009
+_MOVE = getattr(sop_class, "StudyRootQueryRetrieveInformationModelMove")  # noqa: B009
 #: The storage classes a C-GET asks for (an association holds at most 128 contexts): the
 #: images MedFleet's tasks read and the SEG / SR / capture objects that hold labels.
 RETRIEVED_CLASSES = tuple(
@@ -83,7 +84,7 @@ class DimseRemote:
         )
 
     def retrieve(self, study: str, sink: InstanceSink) -> None:
-        """C-GET the whole study; each instance goes to `sink` as it arrives.
+        """C-GET or C-MOVE the whole study; each instance goes to `sink` as it arrives.
 
         Raises
         ------
@@ -91,29 +92,41 @@ class DimseRemote:
             When the association cannot be made or breaks off (what arrived before stays
             with the sink).
         """
-
-        def on_store(event: Any) -> int:
-            ds = event.dataset
-            sink(
-                str(ds.StudyInstanceUID),
-                str(ds.SeriesInstanceUID),
-                str(event.request.AffectedSOPInstanceUID),
-                event.encoded_dataset(include_meta=True),
-            )
-            return _SUCCESS
-
         request = Dataset()
         request.QueryRetrieveLevel = "STUDY"
         request.StudyInstanceUID = study
+        handlers = [(evt.EVT_C_STORE, _store_handler(sink))]
+        if self.config.retrieve == "move":
+            self._move(request, handlers)
+            return
         ae = self._ae([_GET, *RETRIEVED_CLASSES])
         roles = [build_role(uid, scp_role=True) for uid in RETRIEVED_CLASSES]
-        handlers = [(evt.EVT_C_STORE, on_store)]
         with self._association(ae, ext_neg=roles, evt_handlers=handlers) as assoc:
-            for status, _ in assoc.send_c_get(request, _GET):
-                if status and status.get("Status", _SUCCESS) not in (_SUCCESS, *_PENDING):
-                    break
+            _until_done(assoc.send_c_get(request, _GET))
             if assoc.is_aborted:
                 raise PacsUnavailable(f"PACS '{self.config.name}' broke off the retrieve")
+
+    def _move(self, request: Dataset, handlers: list[Any]) -> None:
+        """C-MOVE to this site's calling AE title, received by a storage SCP on move-port.
+
+        The SCP lives only for this retrieve and accepts only the PACS's AE title.
+        """
+        receiver = AE(ae_title=self.config.calling_ae)
+        receiver.require_calling_aet = [self.config.called_ae]
+        receiver.network_timeout = self.config.timeout
+        for uid in RETRIEVED_CLASSES:
+            receiver.add_supported_context(uid, ALL_TRANSFER_SYNTAXES)
+        server = receiver.start_server(
+            ("", self.config.move_port), block=False, evt_handlers=handlers
+        )
+        try:
+            with self._association(self._ae([_MOVE])) as assoc:
+                _until_done(assoc.send_c_move(request, self.config.calling_ae, _MOVE))
+                if assoc.is_aborted:
+                    raise PacsUnavailable(f"PACS '{self.config.name}' broke off the retrieve")
+        finally:
+            if server is not None:  # None only when start_server blocks
+                server.shutdown()
 
     def store(self, paths: Sequence[Path]) -> list[StoreResult]:
         """C-STORE each file (one association) and return the PACS's status per file."""
@@ -166,3 +179,26 @@ class DimseRemote:
         finally:
             if assoc.is_established:
                 assoc.release()
+
+
+def _store_handler(sink: InstanceSink) -> Any:
+    """An EVT_C_STORE handler that hands each received instance's file bytes to `sink`."""
+
+    def on_store(event: Any) -> int:
+        ds = event.dataset
+        sink(
+            str(ds.StudyInstanceUID),
+            str(ds.SeriesInstanceUID),
+            str(event.request.AffectedSOPInstanceUID),
+            event.encoded_dataset(include_meta=True),
+        )
+        return _SUCCESS
+
+    return on_store
+
+
+def _until_done(responses: Iterator[tuple[Dataset, Dataset | None]]) -> None:
+    """Read a C-GET / C-MOVE's responses until the last one (or a failure status)."""
+    for status, _ in responses:
+        if status and status.get("Status", _SUCCESS) not in (_SUCCESS, *_PENDING):
+            break

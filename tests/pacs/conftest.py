@@ -50,7 +50,7 @@ def studies(tmp_path_factory: pytest.TempPathFactory) -> Studies:
 @pytest.fixture
 def orthanc(tmp_path: Path, studies: Studies) -> Iterator[Orthanc]:
     """Orthanc on free ports holding site-1's MR studies and a CT study; killed by PID."""
-    server = Orthanc(tmp_path / "orthanc", aet=PACS_AE, modalities={"site": (SITE_AE, 1)})
+    server = Orthanc(tmp_path / "orthanc", aet=PACS_AE, modalities={"site": (SITE_AE, 0)})
     try:
         server.start()
         server.upload([*sorted(studies.site_1.rglob("*.dcm")), *studies.ct_files])
@@ -66,12 +66,18 @@ def pacs_file(
     date_from: str = DATE_FROM,
     cache: str = "cache",
 ) -> Path:
-    """Write the site's pacs.toml for `orthanc` (DIMSE or DICOMweb) with a saved MR query."""
-    if protocol == "dimse":
+    """Write the site's pacs.toml for `orthanc` with a saved MR query.
+
+    `protocol`: ``dimse`` (C-GET), ``dimse-move`` (C-MOVE) or ``dicomweb``.
+    """
+    if protocol.startswith("dimse"):
         where = (
             f'host = "127.0.0.1"\nport = {orthanc.dicom_port}\n'
             f'called-ae = "{orthanc.aet}"\ncalling-ae = "{SITE_AE}"\n'
         )
+        if protocol == "dimse-move":  # Orthanc sends to the site's AE at this port
+            where += f'retrieve = "move"\nmove-port = {orthanc.modalities["site"][1]}\n'
+
     else:
         where = f'dicomweb = "{orthanc.dicomweb}"\n'
     text = (

@@ -48,6 +48,10 @@ class Orthanc:
         self.aet = aet
         self.modalities = dict(modalities)
         self.dicom_port, self.http_port = free_port(), free_port()
+        # A modality given port 0 gets a free one (the site's C-MOVE receiver).
+        self.modalities = {
+            name: (aet, port or free_port()) for name, (aet, port) in self.modalities.items()
+        }
         self.proc: subprocess.Popen[bytes] | None = None
         self.session = requests.Session()
 

@@ -73,6 +73,8 @@ def test_a_good_pacs_file_gives_typed_values(tmp_path: Path) -> None:
         (('dicomweb = "https', 'dicomweb = "ftp'), "dicomweb must be an http"),
         (('allowed-calling-ae = ["RADPACS"]', "allowed-calling-ae = []"), "must list the AE"),
         (('cache-dir = "cache"\n', ""), "lacks cache-dir"),
+        (("port = 104\n", 'port = 104\nretrieve = "move"\n'), "retrieve = move needs move-port"),
+        (("port = 104\n", 'port = 104\nretrieve = "push"\n'), "retrieve must be get (C-GET)"),
     ],
 )
 def test_a_bad_pacs_file_is_refused_naming_the_fix(

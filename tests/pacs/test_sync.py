@@ -38,7 +38,7 @@ def _cached(cache: Path) -> dict[str, set[str]]:
     return out
 
 
-@pytest.mark.parametrize("protocol", ["dimse", "dicomweb"])
+@pytest.mark.parametrize("protocol", ["dimse", "dimse-move", "dicomweb"])
 def test_sync_retrieves_the_saved_query_whole_then_nothing_new(
     protocol: str, orthanc: Orthanc, studies: Studies, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
