@@ -151,3 +151,55 @@ def test_the_saved_query_is_checked_again_locally() -> None:
     assert not matches(StudyHit("1.2", 3, ("CT",), "MR HEAD", "20240601"), query)
     assert not matches(StudyHit("1.2", 3, ("MR",), "mr head", "20240601"), query)
     assert not matches(StudyHit("1.2", 3, ("MR",), "MR HEAD", "20250101"), query)
+
+
+def test_a_synced_study_replaces_a_pushed_one_whole(tmp_path: Path) -> None:
+    # Prepare: `site listen` filed two instances of a study; sync staged all three
+    cache = PacsCache(tmp_path)
+    pushed = [instance_path(tmp_path, "1.2.3", "1.2.3.1", f"1.2.3.1.{i}") for i in (1, 2)]
+    for path in pushed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"pushed")
+    for i in (1, 2, 3):
+        cache.stage("1.2.3", "1.2.3.1", f"1.2.3.1.{i}", b"synced")
+
+    # Execute
+    committed = cache.commit("1.2.3", 3, "radiology")
+
+    # Assert: the cache holds the synced study only, nothing left aside or staged
+    assert committed
+    files = sorted(p for p in (tmp_path / "1.2.3").rglob("*") if p.is_file())
+    assert [p.name for p in files] == [f"1.2.3.1.{i}.dcm" for i in (1, 2, 3)]
+    assert {p.read_bytes() for p in files} == {b"synced"}
+    assert cache.partial() == [] and not (cache.state / "replaced" / "1.2.3").exists()
+    assert cache.ledger()["1.2.3"]["instances"] == 3
+
+
+def test_site_start_trains_on_the_pacs_cache_without_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare: a site kit, a PACS file, and the daemon replaced by a recorder
+    from server.provision import provision
+
+    fed = tmp_path / "federation.toml"
+    fed.write_text('[server]\naddress = "127.0.0.1:1"\n[sites]\nnames = ["site-a", "site-b"]\n')
+    provision(fed, tmp_path / "kits")
+    (tmp_path / "pacs.toml").write_text(GOOD)
+    started: dict[str, object] = {}
+
+    def record(kit: object, data: Path, device: str, **options: object) -> int:
+        started.update(data=data, node_config=options["node_config"])
+        return 0
+
+    monkeypatch.setattr("client.daemon.run_site", record)
+
+    # Execute
+    code = main(
+        ["site", "start", "--kit", str(tmp_path / "kits" / "site-a"),
+         "--pacs-config", str(tmp_path / "pacs.toml"), "--state-dir", str(tmp_path / "state")]
+    )  # fmt: skip
+
+    # Assert: the data folder is the cache; no PACS setting goes into the node config
+    assert code == 0
+    assert started["data"] == (tmp_path / "cache").resolve()
+    assert started["node_config"] == {}

@@ -71,16 +71,28 @@ def test_sync_retrieves_the_saved_query_whole_then_nothing_new(
     cases, report = index_segmentation_site(cache)
     assert len(cases) == len(expected)
     assert sum(report.summary().get(k, 0) for k in report.summary() if "skipped" in k) == 0
+    # `data check` reports on the cache as on any folder: each study's MR images and its SEG
+    assert main(["data", "check", str(cache), "--json"]) == 0
+    checked = json.loads(capsys.readouterr().out)
+    assert checked == {
+        "files": instances,
+        "series": len(expected),
+        "usable": instances - len(expected),
+        "usable_MR": instances - len(expected),
+        "skipped": len(expected),
+        "skipped_non_image": len(expected),
+    }
     rate = len(expected) / seconds * 60
     print(f"\n{protocol}: {len(expected)} studies, {instances} instances in {seconds:.2f} s "
           f"({rate:.0f} studies/min)")  # fmt: skip
 
 
 def test_a_retrieve_killed_midway_leaves_no_partial_study_and_resumes(
-    orthanc: Orthanc, studies: Studies, tmp_path: Path
+    orthanc: Orthanc, studies: Studies, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     # Prepare: Orthanc dies by SIGKILL after 10 instances of the second study
-    settings = load_pacs_settings(pacs_file(tmp_path / "site", orthanc, "dimse"))
+    config = pacs_file(tmp_path / "site", orthanc, "dimse")
+    settings = load_pacs_settings(config)
     cache = PacsCache(settings.cache_dir)
     expected = _expected(studies)
 
@@ -103,6 +115,16 @@ def test_a_retrieve_killed_midway_leaves_no_partial_study_and_resumes(
     assert set(cache.ledger()) == set(kept)
     cases, _ = index_segmentation_site(cache.root)
     assert len(cases) == 1
+
+    # Execute: the command while the PACS is still down
+    code = main(["site", "sync", "--pacs-config", str(config)])
+    out = capsys.readouterr().out
+
+    # Assert: exit 1, the partial study and the reason reported, the cache unchanged
+    assert code == 1
+    assert "1 study(ies) incomplete, kept in staging" in out
+    assert "interrupted: PACS 'radiology' refused or did not answer the association" in out
+    assert _cached(cache.root) == kept
 
     # Execute: Orthanc back on its storage, sync again
     orthanc.start()
