@@ -60,8 +60,11 @@ class DicomwebRemote:
             )
         return any(_first(entry, "00180015").upper() == query.body_part for entry in series)
 
-    def retrieve(self, study: str, sink: InstanceSink) -> None:
-        """WADO-RS the study as DICOM files; each instance goes to `sink` as it arrives."""
+    def retrieve(self, study: str, sink: InstanceSink) -> bool:
+        """WADO-RS the study as DICOM files; each instance goes to `sink` as it arrives.
+
+        Returns True when the multipart response was read to its end.
+        """
         with self._http("retrieve"):
             for ds in self.client.iter_study(study):
                 buffer = io.BytesIO()
@@ -72,6 +75,7 @@ class DicomwebRemote:
                     str(ds.SOPInstanceUID),
                     buffer.getvalue(),
                 )
+        return True
 
     def store(self, paths: Sequence[Path]) -> list[StoreResult]:
         """STOW-RS the files (one request) and return the status per file."""

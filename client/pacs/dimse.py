@@ -83,8 +83,11 @@ class DimseRemote:
             for found in self._find(request)
         )
 
-    def retrieve(self, study: str, sink: InstanceSink) -> None:
+    def retrieve(self, study: str, sink: InstanceSink) -> bool:
         """C-GET or C-MOVE the whole study; each instance goes to `sink` as it arrives.
+
+        Returns True when the PACS's last response is Success (every sub-operation done),
+        False on a failure, cancel or warning status (some instances were not sent).
 
         Raises
         ------
@@ -97,16 +100,16 @@ class DimseRemote:
         request.StudyInstanceUID = study
         handlers = [(evt.EVT_C_STORE, _store_handler(sink))]
         if self.config.retrieve == "move":
-            self._move(request, handlers)
-            return
+            return self._move(request, handlers)
         ae = self._ae([_GET, *RETRIEVED_CLASSES])
         roles = [build_role(uid, scp_role=True) for uid in RETRIEVED_CLASSES]
         with self._association(ae, ext_neg=roles, evt_handlers=handlers) as assoc:
-            _until_done(assoc.send_c_get(request, _GET))
+            complete = _until_done(assoc.send_c_get(request, _GET))
             if assoc.is_aborted:
                 raise PacsUnavailable(f"PACS '{self.config.name}' broke off the retrieve")
+        return complete
 
-    def _move(self, request: Dataset, handlers: list[Any]) -> None:
+    def _move(self, request: Dataset, handlers: list[Any]) -> bool:
         """C-MOVE to this site's calling AE title, received by a storage SCP on move-port.
 
         The SCP lives only for this retrieve and accepts only the PACS's AE title.
@@ -121,12 +124,13 @@ class DimseRemote:
         )
         try:
             with self._association(self._ae([_MOVE])) as assoc:
-                _until_done(assoc.send_c_move(request, self.config.calling_ae, _MOVE))
+                complete = _until_done(assoc.send_c_move(request, self.config.calling_ae, _MOVE))
                 if assoc.is_aborted:
                     raise PacsUnavailable(f"PACS '{self.config.name}' broke off the retrieve")
         finally:
             if server is not None:  # None only when start_server blocks
                 server.shutdown()
+        return complete
 
     def store(self, paths: Sequence[Path]) -> list[StoreResult]:
         """C-STORE each file (one association) and return the PACS's status per file."""
@@ -197,8 +201,11 @@ def _store_handler(sink: InstanceSink) -> Any:
     return on_store
 
 
-def _until_done(responses: Iterator[tuple[Dataset, Dataset | None]]) -> None:
-    """Read a C-GET / C-MOVE's responses until the last one (or a failure status)."""
+def _until_done(responses: Iterator[tuple[Dataset, Dataset | None]]) -> bool:
+    """Read a C-GET / C-MOVE's responses to the last; True when that one is Success."""
+    last = None
     for status, _ in responses:
-        if status and status.get("Status", _SUCCESS) not in (_SUCCESS, *_PENDING):
+        last = status.get("Status") if status else None
+        if last not in _PENDING:
             break
+    return last == _SUCCESS

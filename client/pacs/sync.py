@@ -48,12 +48,13 @@ def sync_pacs(
 ) -> SyncSummary:
     """Retrieve into the cache every study of the saved query it does not hold complete.
 
-    A study counts (is moved into the cache and written to the ledger) only when as many
-    distinct instances arrived as the PACS's query reported (when it reports none: when
-    the retrieve ended without error). A retrieve that breaks off leaves its study in
-    staging, outside the index; the next sync retrieves it again into the same staging
-    folder. Studies in the ledger are never fetched again, so results stored back into
-    a study (`medfleet predict --store`) do not become training labels.
+    A study counts (is moved into the cache and written to the ledger) only when the
+    PACS reported the retrieve complete and as many distinct instances arrived as its
+    query reported (when it reports no count: the retrieve's own word). A retrieve that
+    breaks off leaves its study in staging, outside the index; the next sync retrieves
+    it again into the same staging folder. Studies in the ledger are never fetched
+    again, so results stored back into a study (`medfleet predict --store`) do not
+    become training labels.
 
     Parameters
     ----------
@@ -82,10 +83,10 @@ def sync_pacs(
         summary.already = summary.found - len(todo)
         for number, hit in enumerate(todo, start=1):
             log.info("retrieving study %d of %d (%d instances)", number, len(todo), hit.instances)
-            received = _retrieve(remote, cache, hit, number, on_instance)
+            received, complete = _retrieve(remote, cache, hit, number, on_instance)
             summary.instances += received
             expected = hit.instances or cache.staged(hit.uid)
-            if cache.commit(hit.uid, expected, config.name):
+            if complete and cache.commit(hit.uid, expected, config.name):
                 summary.retrieved += 1
             else:
                 summary.incomplete.append(hit.uid)
@@ -110,8 +111,9 @@ def _query(remote: Remote, settings: PacsSettings, name: str | None) -> list[Stu
 
 def _retrieve(
     remote: Remote, cache: PacsCache, hit: StudyHit, number: int, hook: InstanceHook | None
-) -> int:
-    """Stage every instance of one study the PACS sends; return how many arrived."""
+) -> tuple[int, bool]:
+    """Stage every instance of one study the PACS sends; how many arrived, and whether the
+    PACS reported the retrieve complete."""
     received = 0
 
     def sink(study: str, series: str, sop: str, data: bytes) -> None:
@@ -124,8 +126,8 @@ def _retrieve(
         if hook is not None:
             hook(number, received)
 
-    remote.retrieve(hit.uid, sink)
-    return received
+    complete = remote.retrieve(hit.uid, sink)
+    return received, complete
 
 
 def _copy_labels(settings: PacsSettings, cache: PacsCache) -> None:

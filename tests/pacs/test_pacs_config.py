@@ -96,11 +96,12 @@ def test_a_bad_pacs_file_is_refused_naming_the_fix(
 
 
 class _FakePacs:
-    """A PACS answering from memory: two studies, the second short of one instance."""
+    """A PACS answering from memory: a whole study, one short of an instance, and two
+    whose count it does not report (0), one of them retrieved with a failure status."""
 
     def __init__(self) -> None:
-        self.studies = {"1.2.3": 2, "1.2.4": 3}
-        self.sent = {"1.2.3": ["1.2.3.1.1", "1.2.3.1.2"], "1.2.4": ["1.2.4.1.1", "1.2.4.1.2"]}
+        self.studies = {"1.2.3": 2, "1.2.4": 3, "1.2.6": 0, "1.2.7": 0}
+        self.sent = {uid: [f"{uid}.1.1", f"{uid}.1.2"] for uid in self.studies}
 
     def find_studies(self, query: SavedQuery) -> list[StudyHit]:
         hits = [StudyHit(uid, n, ("MR",), "MR HEAD", "20240101") for uid, n in self.studies.items()]
@@ -109,10 +110,11 @@ class _FakePacs:
     def has_body_part(self, study: str, query: SavedQuery) -> bool:
         return True
 
-    def retrieve(self, study: str, sink: InstanceSink) -> None:
+    def retrieve(self, study: str, sink: InstanceSink) -> bool:
         sink("9.9.9", "9.9.9.1", "9.9.9.1.1", b"another study's instance")
         for sop in self.sent[study]:
             sink(study, f"{study}.1", sop, b"DICM" + sop.encode())
+        return study != "1.2.6"  # a study whose retrieve the PACS reports as failed
 
     def store(self, paths: Sequence[Path]) -> list[StoreResult]:
         raise PacsUnavailable("not used")
@@ -130,10 +132,11 @@ def test_sync_commits_only_whole_studies_of_the_query(tmp_path: Path) -> None:
 
     # Assert: the whole study in the cache, the short one in staging, the foreign one dropped
     cache = PacsCache(settings.cache_dir)
-    assert (summary.found, summary.retrieved, summary.incomplete) == (2, 1, ["1.2.4"])
-    assert cache.complete_studies() == {"1.2.3": 2}
-    assert cache.staged("1.2.4") == 2 and cache.partial() == ["1.2.4"]
-    assert set(cache.ledger()) == {"1.2.3"}
+    assert (summary.found, summary.retrieved) == (4, 2)
+    assert summary.incomplete == ["1.2.4", "1.2.6"] and not summary.ok
+    assert cache.complete_studies() == {"1.2.3": 2, "1.2.7": 2}
+    assert cache.staged("1.2.4") == 2 and cache.partial() == ["1.2.4", "1.2.6"]
+    assert set(cache.ledger()) == {"1.2.3", "1.2.7"}
     assert not (settings.cache_dir / "9.9.9").exists()
     assert (settings.cache_dir / "labels.csv").read_text() == "study_instance_uid,label\n1.2.3,1\n"
 
