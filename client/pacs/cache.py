@@ -4,6 +4,7 @@ Layout (the cache folder is the site's data folder; hidden names are never index
 
     CACHE/<StudyUID>/<SeriesUID>/<SOPInstanceUID>.dcm   complete studies
     CACHE/.medfleet-pacs/ledger.json                     studies synced, with counts
+    CACHE/.medfleet-pacs/sync.lock                       held by the running sync
     CACHE/.medfleet-pacs/staging/<StudyUID>/...          studies being retrieved
 
 Every file is written under a hidden temporary name in its own folder and renamed into
@@ -13,16 +14,18 @@ the cache in one rename once all of its instances are there.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared.errors import DataError
+from shared.errors import ConfigError, DataError
 
 __all__ = ["PacsCache", "atomic_write", "instance_path"]
 
@@ -64,6 +67,30 @@ class PacsCache:
         self.state = self.root / _STATE
         self.staging = self.state / "staging"
         self.ledger_path = self.state / "ledger.json"
+
+    @contextlib.contextmanager
+    def syncing(self) -> Iterator[None]:
+        """Hold the cache for one sync (an exclusive `flock`, dropped even on SIGKILL).
+
+        Raises
+        ------
+        ConfigError
+            When another sync holds it: two would retrieve the same studies and race on
+            the ledger.
+        """
+        self.state.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.state / "sync.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ConfigError(
+                "another `medfleet site sync` is filling this cache-dir; wait for it to end"
+            ) from None
+        try:
+            yield
+        finally:
+            os.close(fd)
 
     def ledger(self) -> dict[str, dict[str, object]]:
         """Study UID -> {"instances": n, "synced": ISO time, "pacs": name} of complete studies."""

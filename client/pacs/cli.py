@@ -102,4 +102,8 @@ def _listen(args: argparse.Namespace) -> int:
         ) from None
     finally:
         listener.stop()
+        print(
+            f"MedFleet site listen: {listener.received} instance(s) received, "
+            f"{listener.refused} association(s) refused"
+        )
     return 0

@@ -37,7 +37,6 @@ class StorageListener:
         self.received = 0
         self.refused = 0
         self._lock = threading.Lock()
-        self._server: Any = None
         self.ae = AE(ae_title=config.ae_title)
         self.ae.require_called_aet = True
         self.ae.require_calling_aet = list(config.allowed_calling_ae)
@@ -45,14 +44,6 @@ class StorageListener:
         for context in AllStoragePresentationContexts:
             if context.abstract_syntax is not None:
                 self.ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
-
-    def start(self) -> int:
-        """Listen in background threads; return the bound port (``port = 0`` picks one)."""
-        self.cache.root.mkdir(parents=True, exist_ok=True)
-        self._server = self.ae.start_server(
-            (self.config.host, self.config.port), block=False, evt_handlers=self._handlers()
-        )
-        return int(self._server.server_address[1])
 
     def serve(self) -> None:
         """Listen until interrupted (Ctrl-C or SIGTERM)."""
@@ -63,9 +54,6 @@ class StorageListener:
 
     def stop(self) -> None:
         """Stop listening and close open associations."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server = None
         self.ae.shutdown()
 
     def _handlers(self) -> list[Any]:

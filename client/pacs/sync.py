@@ -75,8 +75,22 @@ def sync_pacs(
     if settings.labels_csv is not None:
         _copy_labels(settings, cache)
     remote = remote or connect(config)
+    with cache.syncing():
+        _sync_studies(remote, settings, cache, summary, on_instance)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _sync_studies(
+    remote: Remote,
+    settings: PacsSettings,
+    cache: PacsCache,
+    summary: SyncSummary,
+    on_instance: InstanceHook | None,
+) -> None:
+    """Query, then retrieve and commit each study the ledger lacks, filling `summary`."""
     try:
-        hits = _query(remote, settings, config.name)
+        hits = _query(remote, settings, summary.pacs)
         done = cache.ledger()
         summary.found = len(hits)
         todo = [hit for hit in hits if hit.uid not in done]
@@ -86,15 +100,13 @@ def sync_pacs(
             received, complete = _retrieve(remote, cache, hit, number, on_instance)
             summary.instances += received
             expected = hit.instances or cache.staged(hit.uid)
-            if complete and cache.commit(hit.uid, expected, config.name):
+            if complete and cache.commit(hit.uid, expected, summary.pacs):
                 summary.retrieved += 1
             else:
                 summary.incomplete.append(hit.uid)
     except PacsUnavailable as err:
         summary.error = str(err)
         summary.incomplete.extend(u for u in cache.partial() if u not in summary.incomplete)
-    summary.seconds = time.monotonic() - started
-    return summary
 
 
 def _query(remote: Remote, settings: PacsSettings, name: str | None) -> list[StudyHit]:

@@ -7,7 +7,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,9 @@ MODALITY_AE = "MRI-SCANNER-3"
 
 
 @pytest.fixture
-def listening(tmp_path: Path, studies: Studies) -> Iterator[tuple[Path, int, Orthanc]]:
+def listening(
+    tmp_path: Path, studies: Studies
+) -> Iterator[tuple[Path, int, Orthanc, Callable[[], str]]]:
     """`medfleet site listen` (a real process) and an Orthanc that knows it as a modality."""
     port = free_port()
     cache = tmp_path / "cache"
@@ -41,12 +43,9 @@ def listening(tmp_path: Path, studies: Studies) -> Iterator[tuple[Path, int, Ort
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    try:
-        orthanc.start()
-        _wait_for_port(port, proc)
-        yield cache, port, orthanc
-    finally:
-        orthanc.kill()
+
+    def stop() -> str:
+        """SIGTERM by PID (SIGKILL after 10 s); the command's output."""
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)
             try:
@@ -54,6 +53,16 @@ def listening(tmp_path: Path, studies: Studies) -> Iterator[tuple[Path, int, Ort
             except subprocess.TimeoutExpired:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait()
+        log.flush()
+        return (tmp_path / "listen.log").read_text(errors="replace")
+
+    try:
+        orthanc.start()
+        _wait_for_port(port, proc)
+        yield cache, port, orthanc, stop
+    finally:
+        orthanc.kill()
+        stop()
         log.close()
 
 
@@ -73,10 +82,10 @@ def _files(cache: Path) -> list[Path]:
 
 
 def test_listen_files_a_study_pushed_by_the_pacs_and_refuses_unknown_callers(
-    listening: tuple[Path, int, Orthanc], studies: Studies
+    listening: tuple[Path, int, Orthanc, Callable[[], str]], studies: Studies
 ) -> None:
     # Prepare: one study of site-2 in Orthanc
-    cache, port, orthanc = listening
+    cache, port, orthanc, stop = listening
     files = sorted(next(studies.site_2.iterdir()).rglob("*.dcm"))
     orthanc.upload(files)
     (study,) = orthanc.get("/studies")
@@ -113,6 +122,11 @@ def test_listen_files_a_study_pushed_by_the_pacs_and_refuses_unknown_callers(
     assert (cache / image.StudyInstanceUID / image.SeriesInstanceUID).is_dir()
     assert refused == "rejected: calling AE title not recognised"
     assert _files(cache) == before
+
+    # Assert: stopped by SIGTERM, it says what it took and what it refused
+    output = stop()
+    assert f"{len(files) + 1} instance(s) received, 1 association(s) refused" in output
+    assert "refused an association from AE title 'INTRUDER'" in output
 
 
 def _send(ds: object, calling_ae: str, port: int) -> str:

@@ -12,7 +12,7 @@ from client.pacs.cache import PacsCache, instance_path
 from client.pacs.config import SavedQuery
 from client.pacs.remote import InstanceSink, PacsUnavailable, StoreResult, StudyHit, matches
 from shared.cli import main
-from shared.errors import DataError
+from shared.errors import ConfigError, DataError
 
 GOOD = """cache-dir = "cache"
 labels-csv = "labels.csv"
@@ -206,3 +206,17 @@ def test_site_start_trains_on_the_pacs_cache_without_data(
     assert code == 0
     assert started["data"] == (tmp_path / "cache").resolve()
     assert started["node_config"] == {}
+
+
+def test_a_second_sync_on_the_same_cache_is_refused(tmp_path: Path) -> None:
+    # Prepare: one sync holds the cache
+    path = tmp_path / "pacs.toml"
+    path.write_text(GOOD.replace('labels-csv = "labels.csv"\n', ""))
+    settings = load_pacs_settings(path)
+
+    # Execute / Assert: a second one is refused before it asks the PACS anything
+    refused = pytest.raises(ConfigError, match="another `medfleet site sync`")
+    with PacsCache(settings.cache_dir).syncing(), refused:
+        sync_pacs(settings, "radiology", remote=_FakePacs())
+    assert PacsCache(settings.cache_dir).ledger() == {}
+    assert sync_pacs(settings, "radiology", remote=_FakePacs()).retrieved == 2
