@@ -136,3 +136,33 @@ def test_a_retrieve_killed_midway_leaves_no_partial_study_and_resumes(
     assert _cached(cache.root) == expected
     assert cache.partial() == []
     assert len(index_segmentation_site(cache.root)[0]) == len(expected)
+
+
+@pytest.mark.parametrize("protocol", ["dimse", "dicomweb"])
+def test_the_body_part_of_a_series_selects_its_study(
+    protocol: str, orthanc: Orthanc, studies: Studies, tmp_path: Path
+) -> None:
+    # Prepare: one more study whose MR series says BRAIN (site-1's say HEAD)
+    import io
+
+    from pydicom import dcmwrite
+
+    study = next(iter(sorted(studies.site_2.iterdir())))
+    for path in sorted(study.rglob("*.dcm")):
+        ds = dcmread(path)
+        if ds.Modality == "MR":
+            ds.BodyPartExamined = "BRAIN"
+        buffer = io.BytesIO()
+        dcmwrite(buffer, ds, enforce_file_format=True)
+        orthanc.session.post(f"{orthanc.url}/instances", data=buffer.getvalue()).raise_for_status()
+    config = pacs_file(tmp_path / "site", orthanc, protocol, date_from="20000101")
+    config.write_text(
+        config.read_text().replace('modality = "MR"', 'modality = "MR"\nbody-part = "BRAIN"')
+    )
+
+    # Execute
+    summary = sync_pacs(load_pacs_settings(config))
+
+    # Assert: that study alone
+    assert summary.ok and summary.found == 1
+    assert set(_cached(tmp_path / "site" / "cache")) == set(studies.by_study(study))
