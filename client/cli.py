@@ -95,6 +95,13 @@ def register(subparsers: Any) -> None:
         help="seconds between the site's heartbeats (10 to 1800); the server counts the site "
         "offline after two missed ones, and lets it back in after a crash only then",
     )
+    start.add_argument(
+        "--pacs-config",
+        type=Path,
+        default=None,
+        help="the site's PACS file: without --data (and data-dir in the kit), train on its "
+        "cache-dir (fill it with `medfleet site sync` / `site listen`)",
+    )
     start.set_defaults(func=_start)
     health = sub.add_parser(
         "health",
@@ -107,6 +114,9 @@ def register(subparsers: Any) -> None:
     )
     health.set_defaults(func=_health)
     _register_approvals(sub)
+    from client.pacs.cli import register as register_pacs
+
+    register_pacs(sub)
 
 
 def _register_approvals(sub: Any) -> None:
@@ -150,8 +160,14 @@ def _start(args: argparse.Namespace) -> int:
         split_address(args.server)
         kit = dataclasses.replace(kit, server_address=args.server)
     data = args.data or (Path(kit.data_dir) if kit.data_dir else None)
+    if data is None and args.pacs_config is not None:
+        from client.pacs.config import load_pacs_settings
+
+        data = load_pacs_settings(args.pacs_config).cache_dir
     if data is None:
-        raise ConfigError("no data folder: pass --data or set data-dir in the kit's site.toml")
+        raise ConfigError(
+            "no data folder: pass --data or --pacs-config, or set data-dir in the kit's site.toml"
+        )
     device = args.device or kit.device
     RunConfig(device=device).validate()  # same rule as the apps: auto, cpu or cuda[:N]
     extra = dict(pair.split("=", 1) for pair in args.extra if "=" in pair)

@@ -31,6 +31,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="replace a run-config key of the model file (batch-size, seed, gan-samples)",
     )
+    predict.add_argument(
+        "--store",
+        default=None,
+        metavar="PACS_NAME",
+        help="send the DICOM SEG, SR or Secondary Capture written to this PACS of the site's "
+        "PACS file (C-STORE or STOW-RS), into the source study",
+    )
+    predict.add_argument(
+        "--pacs-config",
+        type=Path,
+        default=Path("~/.medfleet/site/pacs.toml"),
+        help="the site's PACS file (with --store)",
+    )
     predict.set_defaults(func=_predict)
 
     export = subparsers.add_parser(
@@ -58,7 +71,26 @@ def _predict(args: argparse.Namespace) -> int:
         if paths:
             print(f"  {kind:<8} {len(paths):>5} file(s)  e.g. {paths[0]}")
     print(f"  summary  {summary.out_dir / SUMMARY_FILE}")
+    if args.store:
+        return _store(args, [Path(p) for paths in summary.files.values() for p in paths])
     return 0
+
+
+def _store(args: argparse.Namespace, paths: list[Path]) -> int:
+    """Send predict's DICOM outputs to the PACS named by --store; 0 when all were stored."""
+    # The PACS code runs at sites only (client/); predict itself needs none of it.
+    from client.pacs import load_pacs_settings, store_results
+
+    config = load_pacs_settings(args.pacs_config).get(args.store)
+    stored = store_results(paths, config)
+    print(
+        f"  stored   {stored.stored} of {len(stored.results)} DICOM object(s) in PACS "
+        f"'{config.name}' ({stored.seconds:.2f} s)"
+    )
+    for result in stored.results:
+        if not result.ok:
+            print(f"  refused  {result.path} (status 0x{result.status:04X})")
+    return 0 if stored.stored == len(stored.results) else 1
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import base64
 import io
 import re
 import sqlite3
+import tomllib
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from simulations.synth.identity import identifying_values
 
-__all__ = ["GENERIC_NAMES", "Hit", "Needles", "search"]
+__all__ = ["GENERIC_NAMES", "Hit", "Needles", "pacs_values", "search"]
 
 #: File names every site has (kinds, not facts about a site): searched as full paths only.
 GENERIC_NAMES = frozenset({"labels.csv", "lesions.csv", "site.json"})
@@ -73,8 +74,47 @@ class Needles:
         kept = {site: frozenset(v - dropped) for site, v in self.by_site.items()}
         return Needles(kept), dropped
 
+    def plus(self, site: str, values: Iterable[str]) -> Needles:
+        """These needles and `values` for `site` (e.g. its PACS settings, `pacs_values`)."""
+        by_site = dict(self.by_site)
+        by_site[site] = by_site.get(site, frozenset()) | frozenset(values)
+        return Needles(by_site)
+
     def __len__(self) -> int:
         return sum(len(v) for v in self.by_site.values())
+
+
+def pacs_values(config: Path) -> frozenset[str]:
+    """What a site's PACS file says, none of which may reach the server.
+
+    Every value in it (PACS names, hosts, ports, AE titles, DICOMweb URLs, the saved
+    query's modality, body part, description pattern and dates, the cache and labels
+    paths), ``host:port`` pairs, and the file's own path. Values under 5 characters
+    (``MR``) and loopback hosts are left out: they are words every log holds, not facts
+    about the site; a port is a needle on its own and in its ``host:port``.
+    """
+    raw = tomllib.loads(config.read_text())
+    found = {str(config), str(config.resolve())}
+
+    def walk(node: object, key: str = "") -> None:
+        if isinstance(node, dict):
+            found.update(str(k) for k in node if key == "pacs")
+            for name, value in node.items():
+                walk(value, str(name))
+        elif isinstance(node, list):
+            for value in node:
+                walk(value, key)
+        else:
+            found.add(str(node))
+
+    walk(raw)
+    ports = set()
+    for entry in [*raw.get("pacs", {}).values(), raw.get("listen", {})]:
+        if "port" in entry:
+            ports.add(str(entry["port"]))
+            found.add(f"{entry.get('host', '')}:{entry['port']}")
+    loopback = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+    return frozenset({v for v in found if len(v) >= 5 and v not in loopback} | ports)
 
 
 _ENCODINGS = (("utf-8", b""), ("utf-32-le", b"\0\0\0"), ("utf-16-le", b"\0"))
