@@ -115,7 +115,7 @@ def task_data_folders(pairs: Iterable[str]) -> dict[str, Path]:
             raise ConfigError(f"--task-data names task '{task}' twice; give it one folder")
         path = Path(folder).expanduser().resolve()
         if not path.is_dir():
-            raise ConfigError(f"--task-data {task}: {path} is not a directory")
+            raise ConfigError(f"--task-data {task}=DIR: DIR is not a directory; check the path")
         if '"' in str(path):
             raise ConfigError("a data folder path must not contain double quotes")
         folders[task] = path
