@@ -8,19 +8,21 @@ from typing import Any
 import pytest
 from flwr.supercore.task_identity import TaskIdentity
 
-#: `make test` runs `pytest -n 2 --dist loadscope`: the tests in the "beside" group (real
-#: federations that mostly wait on their sites and round-timeouts) run in order on one
-#: worker while everything else runs in order on the other. A group keeps the tests that
-#: share a package fixture (the healthy federation) together. Four workers, one per
-#: federation group, were slower on 2 cores (14.9 min against 13.4); so were three (17.6).
-#: Measured 2026-12-02 (715 tests, 22.3 min): this group about 20.7 min, so the series
-#: task's deployment round (95 s) runs in the other group. The container test (image
-#: builds and a compose federation: about 4 min with cached layers, 8 min cold) joins it.
+#: `make test` runs `pytest -n 4 --dist loadscope`, and each group below runs in order on
+#: one worker (a group keeps the tests that share a package fixture, the healthy
+#: federation, together; the simulations share one Ray and its actors). The deployed
+#: tests mostly wait on their sites, polls and round-timeouts, and the container test on
+#: pip and podman: the suite used 608 CPU-s in 1010 s on 2 cores with two groups
+#: (2026-12-02, 773 tests), so four workers share the cores without waiting on them.
+#: Measured that day with two workers: the deployed half 16.6 min, the rest 13.
 GROUPS = {
-    "tests/deployment/test_containers.py": "beside",
-    "tests/deployment/test_faults.py": "beside",
-    "tests/deployment/federation/": "beside",
-    "tests/privacy/test_deployment_no_identifier_leaves.py": "beside",
+    "tests/deployment/test_containers.py": "containers",
+    "tests/deployment/test_faults.py": "faults",
+    "tests/deployment/federation/": "federation",
+    "tests/privacy/test_deployment_no_identifier_leaves.py": "federation",
+    "tests/integration/": "simulations",
+    "tests/privacy/test_simulation_no_identifier_leaves.py": "simulations",
+    "tests/tasks/": "simulations",
 }
 
 
