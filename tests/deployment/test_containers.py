@@ -1,13 +1,14 @@
 """The images really build and the compose federation really trains, with podman.
 
 A copy of the checkout gets the README's demo layout ("Deploy with containers"): kits and
-synthetic sites under docker/demo/, inside the build context. Both images are built from
-it (from a Debian base bootstrapped here when missing; layers are cached between runs),
-every layer is searched for what must never be in an image, and the compose file's server
-and three sites train 2 rounds over TLS + site authentication + SecAgg+, with the PACS
-override (docker/compose.pacs.yaml): each site's synthetic studies are uploaded into its
-own Orthanc, and the site trains on what `medfleet site sync` brought from it. Every
-container is removed by id at the end, also on failure. Durations are printed (pytest -rP).
+synthetic sites under docker/demo/, inside the build context. The three images (server,
+site, Orthanc) are built from it (from a Debian base bootstrapped here when missing;
+layers are cached between runs), every layer is searched for what must never be in an
+image, and the compose file's server and three sites train 2 rounds over TLS + site
+authentication + SecAgg+, with the PACS override (docker/compose.pacs.yaml): each site's
+synthetic studies are uploaded into its own Orthanc, and the site trains on what
+`medfleet site sync` brought from it. Every container is removed by id at the end, also
+on failure. Durations are printed (pytest -rP).
 """
 
 from __future__ import annotations
@@ -222,7 +223,7 @@ class Federation:
 @pytest.fixture(scope="module")
 def federation(images: Images) -> Iterator[Federation]:
     """The README's commands: approve the server's app at each site, give the kits and state
-    to the images' user, `up -d`, `exec` a run."""
+    to the images' user, `up -d`, fill each site's Orthanc and `exec` its sync, `exec` a run."""
     fed, podman = Federation(images, harness.free_port()), images.podman
     fed.pacs_ports = {site: harness.free_port() for site in SITES}
     try:
