@@ -21,6 +21,7 @@ from tests.deployment import harness
 BASE_IMAGE = "localhost/medfleet-base:bookworm"
 SERVER_IMAGE = "localhost/medfleet-server:latest"
 SITE_IMAGE = "localhost/medfleet-site:latest"
+ORTHANC_IMAGE = "localhost/medfleet-orthanc:latest"
 TOOLS = ("podman", "podman-compose", "mmdebstrap")
 # Debian's podman and runc cannot set the default rlimits in this CI's sandbox ("error
 # setting rlimit type 7: operation not permitted"); events go to a file (no journald).

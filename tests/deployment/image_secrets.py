@@ -1,4 +1,4 @@
-"""What must never be in a container image: kits, keys, certificates, DICOM files, runs."""
+"""What must never be in a container image: kits, keys, certificates, DICOM files, runs, caches."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ _PUBLIC_DICOM = ("/site-packages/pydicom/data/", "/site-packages/nibabel/")
 _PUBLIC_CERTS = ("/etc/ssl/certs/", "/usr/share/ca-certificates/", "/site-packages/certifi/",
                  "/usr/share/doc/ca-certificates/examples/",
                  "/pip/_vendor/certifi/", "/grpc/_cython/_credentials/")  # fmt: skip
+# pip's cache (the Dockerfiles install with --no-cache-dir): never in a layer.
+_PIP_CACHE = ("/.cache/pip/", "/http-v2/")
 _HEAD = 1 << 16  # keys and certificates are a few KB; DICOM says so at byte 128
 
 
@@ -29,6 +31,8 @@ def finding(image_path: str, disk: Path) -> str | None:
     parts = image_path.split("/")
     if set(parts[1:-1]) & _FOLDERS or parts[-1] in _NAMES:
         return "kit, data or run file"
+    if _under(image_path, _PIP_CACHE):
+        return "pip cache"
     with disk.open("rb") as handle:
         head = handle.read(_HEAD)
     if head[128:132] == b"DICM" and not _under(image_path, _PUBLIC_DICOM):

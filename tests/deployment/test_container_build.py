@@ -65,16 +65,23 @@ def test_without_podman_the_reason_says_how_to_get_it(monkeypatch: pytest.Monkey
 
 def test_the_readme_gives_the_commands_the_container_test_runs() -> None:
     # Prepare
-    from tests.deployment.test_containers import RUN, SCALE, UP
+    from tests.deployment.test_containers import COMPOSE, RUN, SCALE, SYNC, UP
 
     readme = (harness.REPO / "README.md").read_text()
     section = readme[readme.index("### Deploy with containers") :]
     compose = "podman-compose -p medfleet-demo -f docker/compose.yaml"
-    # Assert: the same compose calls, data scale, approvals and owners
+    pacs = f"podman-compose -p medfleet-demo {COMPOSE}"
+    # Assert: the same compose calls (the plain demo's and, as the test runs them, those
+    # with a PACS per site), data scale, approvals, owners, the Orthanc image's build
     owners = "docker/demo/kits/server docker/demo/kits/site-? docker/demo/state"
     commands = [
         f"{compose} {UP}",
         f"{compose} {RUN}",
+        f"{pacs} {UP}",
+        f"{pacs} {SYNC.format(site='$site')}",
+        f"{pacs} {RUN}",
+        "podman build -f docker/Dockerfile.orthanc --ignorefile docker/Dockerfile.orthanc.docker",
+        "mkdir -p docker/demo/state/site-{a,b,c}/pacs-cache",
         f"--scale {SCALE} --out docker/demo/data",
         "medfleet site approve $HASH --state-dir docker/demo/state/$site",
         f"chown -R 10001:10001 {owners}",

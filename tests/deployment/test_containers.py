@@ -1,11 +1,14 @@
 """The images really build and the compose federation really trains, with podman.
 
 A copy of the checkout gets the README's demo layout ("Deploy with containers"): kits and
-synthetic sites under docker/demo/, inside the build context. Both images are built from
-it (from a Debian base bootstrapped here when missing; layers are cached between runs),
-every layer is searched for what must never be in an image, and the compose file's server
-and three sites train 2 rounds over TLS + site authentication + SecAgg+. Every container
-is removed by id at the end, also on failure. Durations are printed (pytest -rP).
+synthetic sites under docker/demo/, inside the build context. The three images (server,
+site, Orthanc) are built from it (from a Debian base bootstrapped here when missing;
+layers are cached between runs), every layer is searched for what must never be in an
+image, and the compose file's server and three sites train 2 rounds over TLS + site
+authentication + SecAgg+, with the PACS override (docker/compose.pacs.yaml): each site's
+synthetic studies are uploaded into its own Orthanc, and the site trains on what
+`medfleet site sync` brought from it. Every container is removed by id at the end, also
+on failure. Durations are printed (pytest -rP).
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import requests
 
 from shared.tasks import TASKS
 from tests.deployment import containers, harness
-from tests.deployment.containers import SERVER_IMAGE, SITE_IMAGE, Podman
+from tests.deployment.containers import ORTHANC_IMAGE, SERVER_IMAGE, SITE_IMAGE, Podman
 from tests.deployment.image_secrets import finding
 
 pytestmark = pytest.mark.slow
@@ -33,7 +37,10 @@ SITES = ("site-a", "site-b", "site-c")
 ROUNDS = 2  # as in RUN
 SCALE = 0.15  # synthetic sites of 24 / 16 / 10 images
 UID = "10001"  # the images' medfleet user
-COMPOSE = "docker/compose.yaml"
+ORTHANC_UID = "10002"
+COMPOSE = "-f docker/compose.yaml -f docker/compose.pacs.yaml"
+PACS = {site: f"orthanc-{site[-1]}" for site in SITES}  # each site's own Orthanc service
+DATA = {site: f"site-{i}" for i, site in enumerate(SITES, 1)}  # its synthetic studies
 
 
 @dataclass
@@ -63,6 +70,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
     for name, dockerfile, tag in (
         ("server", "Dockerfile.server", SERVER_IMAGE),
         ("site", "Dockerfile.site", SITE_IMAGE),
+        ("orthanc", "Dockerfile.orthanc", ORTHANC_IMAGE),
     ):
         started = time.monotonic()
         containers.build(podman, context, dockerfile, tag, options)
@@ -84,6 +92,8 @@ def _demo_layout(root: Path) -> None:
     _medfleet(root, "synth", "--sites", "3", "--scale", str(SCALE), "--out", str(demo / "data"))
     for name in ("server", *SITES):
         (demo / "state" / name).mkdir(parents=True)
+    for site in SITES:
+        (demo / "state" / site / "pacs-cache").mkdir()  # the PACS override's /data
 
 
 def _medfleet(root: Path, *args: str) -> None:
@@ -95,19 +105,22 @@ def _medfleet(root: Path, *args: str) -> None:
 
 
 def test_images_report_their_sizes_and_run_as_the_medfleet_user(images: Images) -> None:
-    for image in (SERVER_IMAGE, SITE_IMAGE):
+    for image, owner in ((SERVER_IMAGE, UID), (SITE_IMAGE, UID), (ORTHANC_IMAGE, ORTHANC_UID)):
         # Execute
         user = images.podman("image", "inspect", "--format", "{{.Config.User}}", image).stdout
         uid = images.podman("run", "--rm", "--network=none", "--entrypoint=id", image, "-u")
         # Assert
-        assert user.strip() == f"{UID}:{UID}"
-        assert uid.stdout.strip() == UID
+        assert user.strip() == f"{owner}:{owner}"
+        assert uid.stdout.strip() == owner
         print(f"{image}: {images.podman.size_mb(image):.0f} MB")
     print(", ".join(f"{phase} {s:.0f} s" for phase, s in images.seconds.items()))
 
 
-@pytest.mark.parametrize("image", [SERVER_IMAGE, SITE_IMAGE])
-def test_no_layer_holds_a_kit_key_certificate_dicom_file_or_run(images: Images, image: str) -> None:
+@pytest.mark.parametrize(("image", "least"), [(SERVER_IMAGE, 10_000), (SITE_IMAGE, 10_000),
+                                             (ORTHANC_IMAGE, 2_000)])  # fmt: skip
+def test_no_layer_holds_a_kit_key_certificate_dicom_file_or_run(
+    images: Images, image: str, least: int
+) -> None:
     # Prepare: the build context held kits, keys and DICOM files (docker/demo/), and the
     # search finds each of them by its content alone, under an innocent name
     demo = images.context / "docker" / "demo"
@@ -124,7 +137,7 @@ def test_no_layer_holds_a_kit_key_certificate_dicom_file_or_run(images: Images, 
             if reason:
                 found.append(f"{image_path}: {reason}")
     # Assert
-    assert searched > 10_000, f"only {searched} files in {len(layers)} layers"
+    assert searched > least, f"only {searched} files in {len(layers)} layers"
     assert not found, found[:20]
 
 
@@ -160,8 +173,9 @@ def test_every_registered_task_imports_in_the_site_image(images: Images) -> None
     assert seen["absent"] == ["simulations", "server"]
 
 
-# The README's commands ("Deploy with containers"), after `podman-compose -p P -f COMPOSE`.
+# The README's commands ("Deploy with containers"), after `podman-compose -p P COMPOSE`.
 UP = "up -d"
+SYNC = "exec -T {site} medfleet site sync --pacs-config /etc/medfleet/pacs.toml"
 RUN = (
     "exec -T server medfleet server run --kit /kits/server --state-dir /var/lib/medfleet "
     "--task classification --rounds 2 --out-dir /var/lib/medfleet/runs/containers "
@@ -175,7 +189,10 @@ class Federation:
 
     images: Images
     port: int
+    pacs_ports: dict[str, int] = field(default_factory=dict)
     ids: dict[str, str] = field(default_factory=dict)
+    uploaded: dict[str, int] = field(default_factory=dict)
+    syncs: dict[str, subprocess.CompletedProcess[str]] = field(default_factory=dict)
     run: subprocess.CompletedProcess[str] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -188,11 +205,12 @@ class Federation:
         return self.images.context / "docker" / "demo" / "state"
 
     def compose(self, command: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        """`podman-compose -p PROJECT -f docker/compose.yaml COMMAND` in the checkout copy."""
+        """`podman-compose -p PROJECT COMPOSE COMMAND` in the checkout copy."""
+        ports = {f"MEDFLEET_PACS_PORT_{s[-1].upper()}": str(p) for s, p in self.pacs_ports.items()}
         return self.images.podman(
-            "-p", self.project, "-f", COMPOSE, *command.split(), tool="podman-compose",
-            cwd=self.images.context, env={"MEDFLEET_PORT": str(self.port)}, timeout=timeout,
-            check=False,
+            "-p", self.project, *COMPOSE.split(), *command.split(), tool="podman-compose",
+            cwd=self.images.context, env={"MEDFLEET_PORT": str(self.port), **ports},
+            timeout=timeout, check=False,
         )  # fmt: skip
 
     def containers(self, *filters: str) -> list[str]:
@@ -205,8 +223,9 @@ class Federation:
 @pytest.fixture(scope="module")
 def federation(images: Images) -> Iterator[Federation]:
     """The README's commands: approve the server's app at each site, give the kits and state
-    to the images' user, `up -d`, `exec` a run."""
+    to the images' user, `up -d`, fill each site's Orthanc and `exec` its sync, `exec` a run."""
     fed, podman = Federation(images, harness.free_port()), images.podman
+    fed.pacs_ports = {site: harness.free_port() for site in SITES}
     try:
         started = time.monotonic()
         done = podman("run", "--rm", "--network=none", SERVER_IMAGE, "server", "app-hash")
@@ -220,10 +239,17 @@ def federation(images: Images) -> Iterator[Federation]:
         started = time.monotonic()
         up = fed.compose(UP)
         assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
-        for service in ("server", *SITES):
+        for service in ("server", *SITES, *PACS.values()):
             (fed.ids[service],) = fed.containers(f"com.docker.compose.service={service}")
+        fed.seconds["up"] = time.monotonic() - started
+        started = time.monotonic()
+        with ThreadPoolExecutor(len(SITES)) as pool:  # each site: upload, then sync
+            synced = pool.map(lambda site: _load_and_sync(fed, site), SITES)
+            fed.syncs = dict(zip(SITES, synced, strict=True))
+        fed.seconds["upload into each Orthanc + site sync"] = time.monotonic() - started
+        started = time.monotonic()
         _wait_all_connected(podman, fed.ids["server"])
-        fed.seconds["up until every site is connected"] = time.monotonic() - started
+        fed.seconds["then until every site is connected"] = time.monotonic() - started
         started = time.monotonic()
         fed.run = fed.compose(RUN, timeout=900)
         fed.seconds["2-round run"] = time.monotonic() - started
@@ -232,8 +258,32 @@ def federation(images: Images) -> Iterator[Federation]:
         leftover = fed.containers()
         if leftover:
             podman("rm", "--force", "--volumes", "--time=0", *leftover, timeout=120, check=False)
-        podman("network", "rm", "--force", f"{fed.project}_federation", check=False)
+        for network in ("federation", "pacs-a", "pacs-b", "pacs-c"):
+            podman("network", "rm", "--force", f"{fed.project}_{network}", check=False)
     assert not fed.containers(), "containers left behind"
+
+
+def _load_and_sync(fed: Federation, site: str) -> subprocess.CompletedProcess[str]:
+    """Upload the site's synthetic studies into its Orthanc (REST API), then `site sync`."""
+    data = fed.images.context / "docker" / "demo" / "data" / DATA[site]
+    url = f"http://127.0.0.1:{fed.pacs_ports[site]}"
+    with requests.Session() as session:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if session.get(f"{url}/system", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, f"{PACS[site]} did not answer"
+            time.sleep(1)
+        uploaded = 0
+        for path in sorted(data.rglob("*.dcm")):
+            reply = session.post(f"{url}/instances", data=path.read_bytes(), timeout=30)
+            reply.raise_for_status()
+            uploaded += reply.json()["Status"] == "Success"
+        fed.uploaded[site] = uploaded
+    return fed.compose(SYNC.format(site=site), timeout=300)
 
 
 def _wait_all_connected(podman: Podman, server: str, timeout: float = 240) -> None:
@@ -247,10 +297,27 @@ def _wait_all_connected(podman: Podman, server: str, timeout: float = 240) -> No
     raise AssertionError(f"not every site connected:\n{(logs.stdout + logs.stderr)[-3000:]}")
 
 
-def test_compose_federation_trains_two_secure_rounds(federation: Federation) -> None:
-    # Prepare: what each site holds, counted here
+def test_each_site_synced_every_study_of_its_own_orthanc(federation: Federation) -> None:
+    # Prepare: the synthetic studies of each site, counted here
     data = federation.images.context / "docker" / "demo" / "data"
-    files = {s: len(list((data / f"site-{i}").rglob("*.dcm"))) for i, s in enumerate(SITES, 1)}
+    files = {site: len(list((data / DATA[site]).rglob("*.dcm"))) for site in SITES}
+    # Execute: what each site's PACS cache (its /data) holds on its state volume
+    cached = {
+        site: len([p for p in (federation.state / site / "pacs-cache").rglob("*.dcm")
+                   if ".medfleet-pacs" not in p.parts])
+        for site in SITES
+    }  # fmt: skip
+    # Assert: every file went into the site's Orthanc and came back by sync, whole
+    assert federation.uploaded == files
+    for site, done in federation.syncs.items():
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        assert f"({files[site]} instances" in done.stdout, done.stdout
+    assert cached == files
+
+
+def test_compose_federation_trains_two_secure_rounds(federation: Federation) -> None:
+    # Prepare: what each site's Orthanc accepted (the sites train on what they synced)
+    files = federation.uploaded
     out = federation.state / "server" / "runs" / "containers"
     # Execute: the run record on the server's mounted state volume
     record = json.loads((out / "run.json").read_text())
@@ -292,14 +359,17 @@ def test_sites_reach_the_server_over_tls_with_the_federation_ca_and_registered_k
 
 def test_containers_are_healthy_and_restart_unless_stopped(federation: Federation) -> None:
     podman, ids = federation.images.podman, federation.ids
-    # Execute: the compose file's health checks (podman schedules none without systemd), all
-    # at once, and a site's check against a runtime port its SuperNode does not use
-    checks = {service: ("healthcheck", "run", cid) for service, cid in ids.items()}
+    # Execute: the compose files' health checks (podman schedules none without systemd), all
+    # of the server and sites at once, with a site's check against a runtime port its
+    # SuperNode does not use; then the Orthancs' (on 2 cores, the sites' checks have 15 s)
+    checks = {s: ("healthcheck", "run", cid) for s, cid in ids.items() if s not in PACS.values()}
     sick = ("exec", ids["site-a"], "medfleet", "site", "health", "--kit", "/kit", "--runtime-port")
     checks["sick"] = (*sick, "9")
-    with ThreadPoolExecutor(len(checks)) as pool:
-        replies = pool.map(lambda args: podman(*args, check=False, timeout=120), checks.values())
-        done = dict(zip(checks, replies, strict=True))
+    done: dict[str, subprocess.CompletedProcess[str]] = {}
+    for batch in (checks, {s: ("healthcheck", "run", ids[s]) for s in PACS.values()}):
+        with ThreadPoolExecutor(len(batch)) as pool:
+            replies = pool.map(lambda args: podman(*args, check=False, timeout=120), batch.values())
+            done.update(zip(batch, replies, strict=True))
     # Assert: healthy, restarted unless stopped; the sick check fails and says why
     for service, cid in ids.items():
         assert done[service].returncode == 0, f"{service}: {done[service].stdout}"

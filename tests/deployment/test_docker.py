@@ -20,6 +20,7 @@ from tests.deployment import harness
 
 DOCKER = harness.REPO / "docker"
 STATE = "/var/lib/medfleet"
+SITES = ("site-a", "site-b", "site-c")
 
 
 def _tool(name: str) -> str:
@@ -31,16 +32,24 @@ def _tool(name: str) -> str:
     return found
 
 
-@pytest.fixture(scope="module")
-def compose() -> dict:
+def _config(*files: str) -> dict:
+    """`docker-compose -f FILE ... config`: the files merged and interpolated, parsed."""
+    options = [arg for name in files for arg in ("-f", str(DOCKER / name))]
     done = subprocess.run(
-        [_tool("docker-compose"), "-f", str(DOCKER / "compose.yaml"), "config"],
-        capture_output=True,
-        text=True,
-        timeout=60,
+        [_tool("docker-compose"), *options, "config"], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
     return yaml.safe_load(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return _config("compose.yaml")
+
+
+@pytest.fixture(scope="module")
+def compose_pacs() -> dict:
+    return _config("compose.yaml", "compose.pacs.yaml")
 
 
 def test_compose_has_server_and_three_sites(compose: dict) -> None:
@@ -64,6 +73,10 @@ def _mount(volume: str | dict) -> tuple[str, bool]:
     return parts[1], parts[-1] == "ro"
 
 
+def _source(volume: str | dict) -> str:
+    return volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
+
+
 def test_keys_and_data_are_mounted_read_only(compose: dict) -> None:
     for name, service in compose["services"].items():
         mounts = dict(_mount(v) for v in service["volumes"])
@@ -73,16 +86,21 @@ def test_keys_and_data_are_mounted_read_only(compose: dict) -> None:
 
 
 def test_images_hold_no_keys_or_data() -> None:
-    for dockerfile in ("Dockerfile.server", "Dockerfile.site"):
+    code = {"pyproject.toml", "shared", "server", "client", "simulations"}
+    allowed = {"Dockerfile.server": code, "Dockerfile.site": code,
+               "Dockerfile.orthanc": {"docker/orthanc.json"}}  # fmt: skip
+    for dockerfile, sources_allowed in allowed.items():
         text = (DOCKER / dockerfile).read_text()
         copies = [line for line in text.splitlines() if line.startswith(("COPY", "ADD"))]
         sources = {line.split()[1] for line in copies}
-        assert sources <= {"pyproject.toml", "shared", "server", "client", "simulations"}
+        assert sources <= sources_allowed
         ignore = (DOCKER / f"{dockerfile}.dockerignore").read_text().splitlines()
         assert ignore[1] == "*"  # everything excluded, code re-included
 
 
-@pytest.mark.parametrize("dockerfile", ["Dockerfile.server", "Dockerfile.site"])
+@pytest.mark.parametrize(
+    "dockerfile", ["Dockerfile.server", "Dockerfile.site", "Dockerfile.orthanc"]
+)
 def test_dockerfiles_pass_hadolint(dockerfile: str) -> None:
     done = subprocess.run(
         [_tool("hadolint"), str(DOCKER / dockerfile)], capture_output=True, text=True, timeout=60
@@ -137,3 +155,85 @@ def test_dockerfiles_take_a_public_base_and_cpu_torch_by_default(dockerfile: str
     assert lines.index("FROM ${BASE_IMAGE}") < min(
         i for i, line in enumerate(lines) if line.startswith("COPY")
     )
+
+
+def _requirements_step(dockerfile: str) -> str:
+    """The RUN step of a Dockerfile that installs the project's dependencies."""
+    steps = (DOCKER / dockerfile).read_text().replace("\\\n", " ").split("\nRUN ")
+    (step,) = [s.split("\n")[0] for s in steps if "requirements.txt" in s]
+    return step
+
+
+def test_images_install_pyproject_dependencies_but_not_flowers_simulation_extra() -> None:
+    # Prepare: the dependencies as pyproject.toml lists them
+    import tomllib
+
+    deps = tomllib.loads((harness.REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    step = _requirements_step("Dockerfile.server")
+    derive = step.split(" > /tmp/requirements.txt")[0]
+    # Execute: the step's own derivation, on this checkout's pyproject.toml
+    done = subprocess.run(
+        derive, shell=True, cwd=harness.REPO, capture_output=True, text=True, timeout=60
+    )
+    # Assert: the same requirements, versions included, with flwr's [simulation] extra
+    # (Ray) dropped; both images share the step, so the layer too
+    assert done.returncode == 0, done.stderr
+    flwr = next(d for d in deps if d.startswith("flwr["))
+    expected = [d if d != flwr else "flwr" + flwr[flwr.index("]") + 1 :] for d in deps]
+    assert done.stdout.splitlines() == expected
+    assert _requirements_step("Dockerfile.site") == step
+
+
+def test_server_client_and_shared_do_not_import_ray_or_flowers_simulation_at_module_level() -> None:
+    import ast
+
+    found = []
+    for package in ("server", "client", "shared"):
+        for path in (harness.REPO / package).rglob("*.py"):
+            for node in ast.parse(path.read_text()).body:  # module level only
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                if any(n == "ray" or n.startswith(("ray.", "flwr.simulation")) for n in names):
+                    found.append(str(path.relative_to(harness.REPO)))
+    assert not found
+
+
+def test_the_pacs_override_gives_each_site_its_own_orthanc_on_its_own_network(
+    compose_pacs: dict,
+) -> None:
+    services = compose_pacs["services"]
+    # Assert: the plain services plus one Orthanc per site, its REST API on 127.0.0.1 only
+    assert set(services) == {"server", *SITES, *(f"orthanc-{s[-1]}" for s in SITES)}
+    for site in SITES:
+        pacs = services[f"orthanc-{site[-1]}"]
+        assert set(pacs["networks"]) == {f"pacs-{site[-1]}"}
+        hosts = [p["host_ip"] if isinstance(p, dict) else p.split(":")[0] for p in pacs["ports"]]
+        assert hosts == ["127.0.0.1"]
+        assert set(services[site]["networks"]) == {"federation", f"pacs-{site[-1]}"}
+        assert pacs["restart"] == "unless-stopped" and "8042" in pacs["healthcheck"]["test"][1]
+    assert set(services["server"]["networks"]) == {"federation"}
+
+
+def test_with_the_pacs_override_a_site_trains_on_its_pacs_cache_read_only(
+    compose: dict, compose_pacs: dict
+) -> None:
+    from client.pacs.config import load_pacs_settings
+
+    for site in SITES:
+        service = compose_pacs["services"][site]
+        mounts = {_mount(v)[0]: (_source(v), _mount(v)[1]) for v in service["volumes"]}
+        toml = DOCKER / "pacs" / f"{site}.toml"
+        # Execute: the site's PACS file as `site sync` reads it inside the container
+        settings = load_pacs_settings(toml)
+        (pacs,) = settings.pacs.values()
+        # Assert: the same command as without the override; /data is the PACS file's
+        # cache-dir on the site's state volume, read-only; sync reaches the site's Orthanc
+        assert service["command"] == compose["services"][site]["command"]
+        assert mounts["/data"] == (str(DOCKER / "demo" / "state" / site / "pacs-cache"), True)
+        assert mounts["/etc/medfleet/pacs.toml"] == (str(toml), True)
+        labels = DOCKER / "demo" / "data" / f"site-{SITES.index(site) + 1}" / "labels.csv"
+        assert mounts["/etc/medfleet/labels.csv"] == (str(labels), True)
+        assert settings.cache_dir == Path(STATE) / "pacs-cache"
+        assert pacs.dicomweb == f"http://orthanc-{site[-1]}:8042/dicom-web"
+        assert settings.labels_csv == DOCKER / "pacs" / "labels.csv"
