@@ -361,7 +361,7 @@ def test_containers_are_healthy_and_restart_unless_stopped(federation: Federatio
     podman, ids = federation.images.podman, federation.ids
     # Execute: the compose files' health checks (podman schedules none without systemd), all
     # of the server and sites at once, with a site's check against a runtime port its
-    # SuperNode does not use; then the Orthancs' (on 2 cores, the sites' checks have 15 s)
+    # SuperNode does not use; then the Orthancs' (on 2 cores, the sites' checks have 60 s)
     checks = {s: ("healthcheck", "run", cid) for s, cid in ids.items() if s not in PACS.values()}
     sick = ("exec", ids["site-a"], "medfleet", "site", "health", "--kit", "/kit", "--runtime-port")
     checks["sick"] = (*sick, "9")
