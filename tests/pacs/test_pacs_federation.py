@@ -29,7 +29,7 @@ from shared.config import RunConfig
 from simulations.runner import SimulationOptions, run_simulation_job
 from tests.pacs.conftest import SITE_AE, Studies, pacs_file
 from tests.pacs.orthanc import Orthanc
-from tests.privacy.conftest import check_no_hits, positive_control
+from tests.privacy.conftest import LogLines, check_no_hits, positive_control
 from tests.privacy.search import Needles, pacs_values
 
 pytestmark = pytest.mark.slow
@@ -46,15 +46,6 @@ ROUND = {
     "device": "cpu",
     "debug-record-masked": True,
 }
-
-
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
 
 
 @dataclass
@@ -75,7 +66,7 @@ def pacs_run(tmp_path_factory: pytest.TempPathFactory, studies: Studies) -> Iter
     root = tmp_path_factory.mktemp("pacs-federation")
     sim = root / "sites"
     orthanc = Orthanc(root / "orthanc", aet="RADPACS-7", modalities={"site": (SITE_AE, 1)})
-    handler = _Records()
+    handler = LogLines()
     loggers = [logging.getLogger(), logging.getLogger("flwr"), logging.getLogger("medfleet")]
     try:
         orthanc.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,17 @@ from typing import Any
 import numpy as np
 
 from tests.privacy.search import Needles, search
+
+
+class LogLines(logging.Handler):
+    """Every log line formatted, kept to be searched (what the server side logged)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
 
 
 def truncate(path: Path, keep: int = 300) -> None:

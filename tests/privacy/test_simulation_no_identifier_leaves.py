@@ -25,6 +25,7 @@ from shared.config import RunConfig
 from simulations.runner import SimulationOptions, run_simulation_job
 from simulations.synth import generate_sites
 from tests.privacy.conftest import (
+    LogLines,
     check_no_hits,
     fit_metrics,
     positive_control,
@@ -47,15 +48,6 @@ SCHEDULE = {
     "debug-attack": f"{FAILING}:raise=round3",
     "debug-record-masked": True,
 }
-
-
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
 
 
 @dataclass
@@ -82,7 +74,7 @@ def sim_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimRun]:
             truncate(victim)
         return outcome
 
-    handler = _Records()
+    handler = LogLines()
     handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
     loggers = [logging.getLogger(), logging.getLogger("flwr"), logging.getLogger("medfleet")]
     for logger in loggers:
