@@ -6,7 +6,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from client.isolation import CLIENTAPP_STARTS, DEFAULT_HEARTBEAT_S, DEFAULT_POLL_S
+from client.isolation import (
+    CLIENTAPP_STARTS,
+    DEFAULT_HEARTBEAT_S,
+    DEFAULT_IDLE_POLL_S,
+    DEFAULT_POLL_S,
+)
 
 __all__ = ["register"]
 
@@ -87,6 +92,13 @@ def register(subparsers: Any) -> None:
         default=DEFAULT_POLL_S,
         help="seconds the SuperNode waits before asking the server again when it has no "
         "message (Flower's own: 3); each SecAgg+ round waits it about five times",
+    )
+    start.add_argument(
+        "--idle-poll-interval",
+        type=float,
+        default=DEFAULT_IDLE_POLL_S,
+        help="after 30 s without a message the wait doubles per empty poll up to this many "
+        "seconds (the next message resets it): a site at rest asks the server less often",
     )
     start.add_argument(
         "--heartbeat-interval",
@@ -188,6 +200,7 @@ def _start(args: argparse.Namespace) -> int:
         clientapp_start=args.clientapp_start,
         poll_interval=args.poll_interval,
         heartbeat_interval=args.heartbeat_interval,
+        idle_poll_interval=args.idle_poll_interval,
     )
 
 

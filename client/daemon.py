@@ -18,6 +18,7 @@ from typing import IO
 
 from client.isolation import (
     DEFAULT_HEARTBEAT_S,
+    DEFAULT_IDLE_POLL_S,
     DEFAULT_POLL_S,
     HEARTBEAT_RANGE_S,
     announce_approvals,
@@ -178,12 +179,18 @@ def supernode_command(
     node_config: dict[str, str] | None = None,
     poll_interval: float = DEFAULT_POLL_S,
     heartbeat_interval: float = DEFAULT_HEARTBEAT_S,
+    idle_poll_interval: float = DEFAULT_IDLE_POLL_S,
 ) -> list[str]:
     """Flower's SuperNode: TLS with the kit's CA, the kit's auth key (`client.supernode`)."""
     if '"' in str(data_dir):
         raise ConfigError("the data folder path must not contain double quotes")
     if not poll_interval > 0:
         raise ConfigError(f"--poll-interval must be > 0 seconds, got {poll_interval}")
+    if not idle_poll_interval >= poll_interval:
+        raise ConfigError(
+            f"--idle-poll-interval must be at least --poll-interval ({poll_interval:g} s), "
+            f"got {idle_poll_interval:g}"
+        )
     if not HEARTBEAT_RANGE_S[0] <= heartbeat_interval <= HEARTBEAT_RANGE_S[1]:
         low, high = HEARTBEAT_RANGE_S
         raise ConfigError(
@@ -193,6 +200,7 @@ def supernode_command(
     return [
         sys.executable, "-m", "client.supernode", "--poll-interval", str(poll_interval),
         "--heartbeat-interval", str(heartbeat_interval),
+        "--idle-poll-interval", str(idle_poll_interval),
         "--superlink", kit_.server_address,
         "--root-certificates", str(kit_.ca_cert),
         "--auth-supernode-private-key", str(kit_.auth_key),
@@ -308,6 +316,7 @@ def run_site(
     clientapp_start: str = "fork",
     poll_interval: float = DEFAULT_POLL_S,
     heartbeat_interval: float = DEFAULT_HEARTBEAT_S,
+    idle_poll_interval: float = DEFAULT_IDLE_POLL_S,
 ) -> int:
     """Run the SuperNode until stopped; restart it after crashes, stop on refusal.
 
@@ -336,8 +345,9 @@ def run_site(
     if not data_dir.is_dir():
         raise ConfigError(f"site data folder {data_dir} is not a directory; pass --data")
     command = supernode_command(
-        kit_, data_dir, device, runtime_port, node_config, poll_interval, heartbeat_interval
-    )
+        kit_, data_dir, device, runtime_port, node_config, poll_interval, heartbeat_interval,
+        idle_poll_interval,
+    )  # fmt: skip
     with claim_site(state_dir, runtime_port):
         announce_approvals(state_dir, allow_any_app)
         command += process_isolation(state_dir)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CLIENTAPP_STARTS",
     "DEFAULT_HEARTBEAT_S",
+    "DEFAULT_IDLE_POLL_S",
     "DEFAULT_POLL_S",
     "HEARTBEAT_RANGE_S",
     "announce_approvals",
@@ -29,8 +30,10 @@ log = logging.getLogger("medfleet.site.daemon")
 
 # How the launcher starts a ClientApp task: forked warm (client.warm) or a fresh process.
 CLIENTAPP_STARTS = ("fork", "spawn")
-# The SuperNode's idle wait between polls (Flower's own is 3 s; see client.supernode).
+# The SuperNode's idle wait between polls (Flower's own is 3 s; see client.supernode), and
+# what it backs off to after half a minute without a message.
 DEFAULT_POLL_S = 1.0
+DEFAULT_IDLE_POLL_S = 5.0
 # The SuperNode's heartbeat interval (Flower's own): the server counts a site offline two
 # intervals after its last heartbeat, and lets a restarted site back in only then.
 DEFAULT_HEARTBEAT_S = 30.0

@@ -4,9 +4,10 @@ Flower's SuperNode asks the server for a message, and when there is none waits 3
 constant in `flwr.supernode.start_client_internal`) before asking again. A SecAgg+ round
 is five messages per site, so those waits add about 15 s to every round. The site daemon
 starts the SuperNode through this module, which replaces that one wait by
-`--poll-interval` seconds; anything else is Flower's `flower-supernode`, unchanged. If a
-Flower release no longer has the wait where it is expected, the SuperNode runs with
-Flower's own and says so.
+`--poll-interval` seconds, backing off to `--idle-poll-interval` seconds while no message
+comes (`PollClock`); anything else is Flower's `flower-supernode`, unchanged. If a Flower
+release no longer has the wait where it is expected, the SuperNode runs with Flower's own
+and says so.
 
 `--heartbeat-interval` sets the interval the SuperNode announces to the server and
 sends its heartbeats at (Flower: 30 s, a constant). The server counts a site offline two
@@ -37,33 +38,73 @@ log = logging.getLogger("medfleet.site.daemon")
 
 FLOWER_IDLE_WAIT_S = 3  # what Flower 1.41/1.42 sleep between empty pulls
 _EXPECTED = f"time.sleep({FLOWER_IDLE_WAIT_S})"
+_PULL = "_pull_and_store_message"  # the loop's pull: returns the message's run, else None
 FLOWER_HEARTBEAT_S = 30.0  # Flower's HEARTBEAT_DEFAULT_INTERVAL
 # Where the SuperNode reads the interval: what it announces, and its sender's period.
 _HEARTBEAT_MODULES = ("flwr.supernode.fleet_http_connection", "flwr.supercore.heartbeat")
 
 
 class PollClock:
-    """The `time` module as the SuperNode's loop sees it: its idle wait is `interval`."""
+    """The `time` module as the SuperNode's loop sees it: its idle wait is `interval`.
 
-    def __init__(self, interval: float) -> None:
+    Once no message has come for `QUIET_S`, each further empty pull doubles the wait, up
+    to `idle_interval`; the next message brings it back to `interval` (`saw_message`). A
+    site at rest for weeks then asks every `idle_interval` seconds, not every second: each
+    request costs the SuperLink some 10 ms of CPU, which a hundred sites would turn into a
+    busy core.
+    """
+
+    QUIET_S = 30.0
+
+    def __init__(self, interval: float, idle_interval: float | None = None) -> None:
         self.interval = interval
+        self.idle_interval = max(interval, interval if idle_interval is None else idle_interval)
+        self.wait = interval
+        self._last_message = time.monotonic()
+
+    def saw_message(self) -> None:
+        self._last_message = time.monotonic()
+        self.wait = self.interval
+
+    def idle_wait(self) -> float:
+        """The wait after an empty pull (and the backoff's next step)."""
+        if time.monotonic() - self._last_message >= self.QUIET_S:
+            self.wait = min(self.wait * 2, self.idle_interval)
+        return self.wait
 
     def sleep(self, seconds: float) -> None:
-        time.sleep(self.interval if seconds == FLOWER_IDLE_WAIT_S else seconds)
+        time.sleep(self.idle_wait() if seconds == FLOWER_IDLE_WAIT_S else seconds)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)
 
 
-def set_poll_interval(module: ModuleType, interval: float) -> bool:
-    """Make `module` (Flower's SuperNode loop) wait `interval` s when idle; False if unsure."""
+def set_poll_interval(
+    module: ModuleType, interval: float, idle_interval: float | None = None
+) -> bool:
+    """Make `module` (Flower's SuperNode loop) wait `interval` s when idle; False if unsure.
+
+    With `idle_interval` the wait backs off to it while no message comes (`PollClock`).
+    """
     try:
         source = inspect.getsource(module)
     except (OSError, TypeError):
         return False
     if source.count(_EXPECTED) != 1 or getattr(module, "time", None) is not time:
         return False
-    module.time = PollClock(interval)  # type: ignore[attr-defined]
+    pull = getattr(module, _PULL, None)
+    if not callable(pull):
+        return False
+    clock = PollClock(interval, idle_interval)
+
+    def pull_and_note(*args: Any, **kwargs: Any) -> Any:
+        run_id = pull(*args, **kwargs)
+        if run_id is not None:  # a message came
+            clock.saw_message()
+        return run_id
+
+    setattr(module, _PULL, pull_and_note)
+    module.time = clock  # type: ignore[attr-defined]
     return True
 
 
@@ -86,15 +127,19 @@ def set_heartbeat_interval(interval: float) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m client.supernode [--poll-interval S] [--heartbeat-interval S] ARGS...`.
+    """`python -m client.supernode [--poll-interval S] [--idle-poll-interval S]
+    [--heartbeat-interval S] ARGS...`.
 
     ARGS are `flower-supernode`'s own.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     interval, heartbeat = float(FLOWER_IDLE_WAIT_S), FLOWER_HEARTBEAT_S
-    while args[:1] in (["--poll-interval"], ["--heartbeat-interval"]):
+    idle: float | None = None
+    while args[:1] in (["--poll-interval"], ["--idle-poll-interval"], ["--heartbeat-interval"]):
         if args[0] == "--poll-interval":
             interval = float(args[1])
+        elif args[0] == "--idle-poll-interval":
+            idle = float(args[1])
         else:
             heartbeat = float(args[1])
         args = args[2:]
@@ -103,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from shared.object_pull import quicker_object_pulls
 
-    if interval != FLOWER_IDLE_WAIT_S and not set_poll_interval(start_client_internal, interval):
+    changed = interval != FLOWER_IDLE_WAIT_S or idle is not None
+    if changed and not set_poll_interval(start_client_internal, interval, idle):
         logging.basicConfig(level=logging.INFO)
         log.warning("this Flower release polls differently; --poll-interval has no effect")
     if heartbeat != FLOWER_HEARTBEAT_S and not set_heartbeat_interval(heartbeat):

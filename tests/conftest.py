@@ -19,7 +19,7 @@ GROUPS = {
     "tests/deployment/test_containers.py": "containers",
     "tests/deployment/test_faults.py": "faults",
     "tests/deployment/federation/": "federation",
-    "tests/privacy/test_deployment_no_identifier_leaves.py": "federation",
+    "tests/privacy/test_deployment_no_identifier_leaves.py": "faults",
     "tests/integration/": "simulations",
     "tests/privacy/test_simulation_no_identifier_leaves.py": "simulations",
     "tests/tasks/": "simulations",

@@ -19,19 +19,37 @@ def _fake_loop() -> types.ModuleType:
     return module
 
 
+class _Clock:
+    """`time.monotonic` and `time.sleep` of a test: sleeping moves the clock on."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
 def test_flower_supernode_loop_has_the_one_idle_wait_we_replace() -> None:
     # Prepare: the installed Flower's loop (a release that moved it must fail here)
     from flwr.supernode import start_client_internal
 
     original = start_client_internal.time
+    pull = start_client_internal._pull_and_store_message
     try:
         # Execute
         patched = supernode.set_poll_interval(start_client_internal, 0.25)
-        # Assert
+        # Assert: the wait replaced, the pull wrapped (it tells the clock of messages)
         assert patched is True
         assert isinstance(start_client_internal.time, supernode.PollClock)
+        assert start_client_internal._pull_and_store_message is not pull
     finally:
         start_client_internal.time = original
+        start_client_internal._pull_and_store_message = pull
 
 
 def test_poll_clock_shortens_only_the_idle_wait(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -46,6 +64,29 @@ def test_poll_clock_shortens_only_the_idle_wait(monkeypatch: pytest.MonkeyPatch)
     # Assert: Flower's 3 s becomes 0.25 s, its other waits stay; the rest is `time`
     assert slept == [0.25, 0.5, 0.1]
     assert clock.monotonic is time.monotonic
+
+
+def test_an_idle_supernode_backs_off_and_a_message_brings_the_quick_wait_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Prepare: a loop module whose pull answers from a script (None: no message)
+    clock = _Clock()
+    monkeypatch.setattr(time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(time, "sleep", clock.sleep)
+    answers = iter([None] * 70 + [7] + [None] * 3)
+    module = _fake_loop()
+    module._pull_and_store_message = lambda **kwargs: next(answers)  # type: ignore[attr-defined]
+    monkeypatch.setattr(supernode.inspect, "getsource", lambda m: "time.sleep(3)\n")
+    assert supernode.set_poll_interval(module, 0.5, idle_interval=4.0) is True
+    # Execute: Flower's loop, 74 times: pull, and wait 3 s when nothing came
+    for _ in range(74):
+        if module._pull_and_store_message(state=None) is None:
+            module.time.sleep(3)
+    # Assert: 0.5 s for the first 30 s without a message, then doubling up to 4 s; after
+    # the message (the 71st pull) 0.5 s again
+    assert clock.slept[:60] == [0.5] * 60
+    assert clock.slept[60:70] == [1.0, 2.0] + [4.0] * 8
+    assert clock.slept[70:] == [0.5, 0.5, 0.5]
 
 
 def test_a_loop_without_the_expected_wait_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,11 +106,13 @@ def test_supernode_command_carries_the_poll_interval(tmp_path: Path, site_kit: S
     # Execute
     cmd = supernode_command(site, tmp_path, "cpu", 9200, {}, poll_interval=0.5)
     # Assert: our module in front of Flower's SuperNode options
-    assert cmd[1:7] == ["-m", "client.supernode", "--poll-interval", "0.5",
-                        "--heartbeat-interval", "30.0"]  # fmt: skip
+    assert cmd[1:9] == ["-m", "client.supernode", "--poll-interval", "0.5",
+                        "--heartbeat-interval", "30.0", "--idle-poll-interval", "5.0"]  # fmt: skip
     assert cmd[cmd.index("--superlink") + 1] == site.server_address
     with pytest.raises(ConfigError, match="--poll-interval must be > 0"):
         supernode_command(site, tmp_path, "cpu", 9200, {}, poll_interval=0)
+    with pytest.raises(ConfigError, match="--idle-poll-interval must be at least --poll"):
+        supernode_command(site, tmp_path, "cpu", 9200, {}, poll_interval=2, idle_poll_interval=1)
 
 
 class _StopAfterOneWait:

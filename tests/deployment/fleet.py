@@ -24,6 +24,8 @@ STATUS_INTERVAL_S = 1
 # The sites' idle wait between polls (1 s by default): each SecAgg+ round has five
 # exchanges that start with a poll; benchmarks/secure_rounds.py measured 37 s -> 30 s a round.
 POLL_S = 0.2
+# Backed off to after 30 s without a message: an idle fleet's polls cost the SuperLink CPU.
+IDLE_POLL_S = 1.0
 # Flower's 30 s heartbeat lets a killed site back in (and its pending messages fail) only
 # 60 s after its death; at the least the server accepts (10 s) that is 20 s.
 HEARTBEAT_S = 10
@@ -133,6 +135,7 @@ class Fleet:
             str(self.root / f"{site}-state"),
         )  # fmt: skip
         extra = ["--runtime-port", str(self.ports[site]), "--poll-interval", str(POLL_S),
+                 "--idle-poll-interval", str(IDLE_POLL_S),
                  "--heartbeat-interval", str(HEARTBEAT_S),
                  *self.site_options,
                  *[f"--task-data={task}={folders[site]}"
