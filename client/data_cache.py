@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.data.listing import list_files, listing_signature
+from shared.data.listing import folder_signature
 from shared.tasks.base import SiteData, Task
 
 __all__ = ["load_site_cached"]
@@ -21,7 +21,7 @@ def load_site_cached(task: Task, data_dir: Path, cache_dir: Path | None) -> Site
     """
     folder = str(data_dir.resolve())
     options = tuple(sorted((k, str(v)) for k, v in task.config.options.items()))
-    key = (type(task).__name__, options, folder, listing_signature(data_dir, list_files(data_dir)))
+    key = (type(task).__name__, options, folder, folder_signature(data_dir))
     if key not in _CACHE:
         # Drop stale entries of this folder; a simulation actor may serve a few sites.
         for old in [k for k in _CACHE if k[2] == folder or len(_CACHE) >= _MAX_ENTRIES]:

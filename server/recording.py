@@ -138,10 +138,14 @@ class RecordingStrategy(Strategy):
         self._keep_local_models(server_round, kept)
         per_site = {self._name(p.node_id): dict(r.metrics) for p, r in kept}
         aggregated = self.task.aggregate_metrics([(r.num_examples, r.metrics) for _, r in kept])
-        self.recorder.record_stage("fit", server_round, per_site, aggregated, len(failures))
-        self.recorder.record_privacy(server_round, round_privacy(self.run, server_round, per_site))
-        self.recorder.record_sites(server_round, dropped=dropped, refused=rejected, errors=errors)
-        self.recorder.record_files(server_round, self._save(server_round, sorted(per_site)))
+        with self.recorder.one_write():
+            self.recorder.record_stage("fit", server_round, per_site, aggregated, len(failures))
+            privacy = round_privacy(self.run, server_round, per_site)
+            self.recorder.record_privacy(server_round, privacy)
+            self.recorder.record_sites(
+                server_round, dropped=dropped, refused=rejected, errors=errors
+            )
+            self.recorder.record_files(server_round, self._save(server_round, sorted(per_site)))
         self.last_aggregated_round = server_round
         if server_round in self._clock:
             started, t0, _ = self._clock[server_round]
@@ -193,6 +197,7 @@ class RecordingStrategy(Strategy):
         }
         aggregated = self.task.aggregate_metrics([(r.num_examples, r.metrics) for _, r in results])
         aggregated["num_examples_val"] = sum(r.num_examples for _, r in results)
+        # Written apart: the round's time (the write after) includes this write.
         self.recorder.record_stage("evaluate", server_round, per_site, aggregated, len(failures))
         if server_round in self._clock:
             started, t0, fit_done = self._clock.pop(server_round)

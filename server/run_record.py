@@ -7,7 +7,8 @@ import logging
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,8 @@ class RunRecorder:
             self.record = self._resumed(run, resume_after)
         out_dir.mkdir(parents=True, exist_ok=True)
         self.tensorboard: TensorBoardLog | None = None
+        #: Inside `one_write`: None, or whether a write was held back (True) or not yet.
+        self._held: bool | None = None
         if run.option("tensorboard"):
             self.tensorboard = TensorBoardLog(out_dir / "tensorboard", (resume_after or 0) + 1)
         self._write()
@@ -211,7 +214,29 @@ class RunRecorder:
         if report is not None:
             logger.info("run report: %s", report)
 
+    @contextmanager
+    def one_write(self) -> Iterator[None]:
+        """Hold back the writes of run.json inside the block and make them one at its end.
+
+        A stage records four things at once (metrics, sites, DP budget, files); each
+        write serialises the whole record, which grows with every round (170 KB after 20).
+        The record is written at the end even when the block raises.
+        """
+        if self._held is not None:  # nested: the outer block writes
+            yield
+            return
+        self._held = False
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            if held:
+                self._write()
+
     def _write(self) -> None:
+        if self._held is not None:
+            self._held = True
+            return
         tmp = self.path.with_suffix(".json.tmp")
         with tmp.open("w") as handle:
             handle.write(json.dumps(self.record, indent=2, sort_keys=False))

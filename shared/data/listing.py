@@ -7,7 +7,7 @@ import os
 from collections.abc import Collection
 from pathlib import Path
 
-__all__ = ["Listing", "file_signature", "list_files", "listing_signature"]
+__all__ = ["Listing", "file_signature", "folder_signature", "list_files", "listing_signature"]
 
 Listing = list[tuple[Path, int, int]]
 
@@ -39,6 +39,42 @@ def listing_signature(root: Path, listing: Listing) -> str:
     for path, size, mtime in listing:
         digest.update(f"{path.relative_to(root)}\0{size}\0{mtime}\n".encode())
     return digest.hexdigest()
+
+
+def folder_signature(root: Path) -> str:
+    """`listing_signature(root, list_files(root))`, in about 40 % of its time.
+
+    A simulated site checks its folder on every message (`client/data_cache.py`); this
+    walks it with `os.scandir`, whose entries need no `Path` built or made relative.
+    """
+    entries: list[tuple[tuple[str, ...], int, int]] = []
+    _scan(os.fspath(root), (), entries)
+    digest = hashlib.sha256()
+    for parts, size, mtime in sorted(entries):  # sorted as Paths sort: part by part
+        digest.update(f"{'/'.join(parts)}\0{size}\0{mtime}\n".encode())
+    return digest.hexdigest()
+
+
+def _scan(folder: str, parts: tuple[str, ...], out: list[tuple[tuple[str, ...], int, int]]) -> None:
+    """Append (relative parts, size, mtime_ns) of the files under `folder`, as `list_files`."""
+    try:
+        with os.scandir(folder) as found:
+            entries = list(found)
+    except OSError:  # os.walk, under list_files, skips a folder it cannot read
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():  # as os.walk: a link to a folder is a folder, never walked
+            if not entry.is_symlink():
+                _scan(entry.path, (*parts, entry.name), out)
+            continue
+        try:
+            stat = os.stat(entry.path)
+        except OSError:
+            out.append(((*parts, entry.name), -1, -1))
+            continue
+        out.append(((*parts, entry.name), stat.st_size, stat.st_mtime_ns))
 
 
 def file_signature(*paths: Path | str) -> str:

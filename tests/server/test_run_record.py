@@ -67,3 +67,24 @@ def test_tensorboard_option_writes_event_files_per_site(tmp_path: Path) -> None:
     assert runs == ["overall", "site-1", "site-2"]
     assert all(any(p.name.startswith("events.") for p in (tmp_path / "tensorboard" / r).iterdir())
                for r in runs)  # fmt: skip
+
+
+def test_one_write_holds_the_record_back_and_writes_it_whole_even_on_error(
+    tmp_path: Path,
+) -> None:
+    # Prepare
+    recorder = _recorder(tmp_path)
+    written = json.loads((tmp_path / "run.json").read_text())
+
+    # Execute / Assert: nothing reaches run.json inside the block, everything at its end
+    with pytest.raises(RuntimeError), recorder.one_write():
+        recorder.record_sites(1, dropped=["site-3"], refused=[])
+        with recorder.one_write():
+            recorder.record_files(1, {"checkpoint": "ckpt.npz"})
+        assert json.loads((tmp_path / "run.json").read_text()) == written
+        raise RuntimeError("aggregation failed")
+    entry = json.loads((tmp_path / "run.json").read_text())["rounds"][0]
+    assert entry["dropped"] == ["site-3"]
+    assert entry["files"] == {"checkpoint": "ckpt.npz"}
+    recorder.record_timing(1, "now", 1.5, 1.0)
+    assert json.loads((tmp_path / "run.json").read_text())["rounds"][0]["seconds"] == 1.5
