@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from flwr.supercore.task_identity import TaskIdentity
 
-#: `make test` runs `pytest -n 4 --dist loadscope`, and each group below runs in order on
-#: one worker (a group keeps the tests that share a package fixture, the healthy
-#: federation, together; the simulations share one Ray and its actors). The deployed
-#: tests mostly wait on their sites, polls and round-timeouts, and the container test on
-#: pip and podman: the suite used 608 CPU-s in 1010 s on 2 cores with two groups
-#: (2026-12-02, 773 tests), so four workers share the cores without waiting on them.
-#: Measured that day with two workers: the deployed half 16.6 min, the rest 13.
+#: `make test` runs `pytest -n 5 --dist loadscope`: each group below runs in order on a
+#: worker of its own (a group keeps the tests that share a package fixture, the healthy
+#: federation, together; the simulations share one Ray and its actors). Measured on 2
+#: cores (2026-12-02, 788 tests): both stay busy the whole run, so the suite's wall time is
+#: its CPU time over two; the deployed fleets use about half of it (the SuperLink ~10 ms
+#: of CPU per request: hence the sites' idle backoff), the containers group is the longest
+#: (about 650 s: the images' builds, then the compose federation).
 GROUPS = {
     "tests/deployment/test_containers.py": "containers",
     "tests/deployment/test_faults.py": "faults",
