@@ -27,7 +27,7 @@ demo: $(BIN)/.medfleet-installed
 
 test: $(BIN)/.medfleet-installed system-deps
 	FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK=1 \
-	$(BIN)/python -m pytest -q -ra -n 5 --dist loadscope --durations=30 tests
+	$(BIN)/python -m pytest -q -ra -n 4 --dist loadscope --durations=30 tests
 
 lint: $(BIN)/.medfleet-installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy

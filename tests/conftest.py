@@ -8,18 +8,18 @@ from typing import Any
 import pytest
 from flwr.supercore.task_identity import TaskIdentity
 
-#: `make test` runs `pytest -n 5 --dist loadscope`: each group below runs in order on a
-#: worker of its own (a group keeps the tests that share a package fixture, the healthy
+#: `make test` runs `pytest -n 4 --dist loadscope`, and each group below runs in order on
+#: one worker (a group keeps the tests that share a package fixture, the healthy
 #: federation, together; the simulations share one Ray and its actors). Measured on 2
-#: cores (2026-12-02, 788 tests): both stay busy the whole run, so the suite's wall time is
-#: its CPU time over two; the deployed fleets use about half of it (the SuperLink ~10 ms
-#: of CPU per request: hence the sites' idle backoff), the containers group is the longest
-#: (about 650 s: the images' builds, then the compose federation).
+#: cores (2026-12-02, 788 tests): both cores stay busy the whole run, the deployed fleets
+#: use about half of the CPU, and much of a fleet's CPU is its polling (the SuperLink
+#: spends ~10-20 ms per request), which grows with the fleet's wall time: five workers
+#: (two fleets at once beside the rest) took 21.8 min where four took 15.1.
 GROUPS = {
     "tests/deployment/test_containers.py": "containers",
     "tests/deployment/test_faults.py": "faults",
     "tests/deployment/federation/": "federation",
-    "tests/privacy/test_deployment_no_identifier_leaves.py": "faults",
+    "tests/privacy/test_deployment_no_identifier_leaves.py": "federation",
     "tests/integration/": "simulations",
     "tests/privacy/test_simulation_no_identifier_leaves.py": "simulations",
     "tests/tasks/": "simulations",
