@@ -16,21 +16,12 @@ def list_files(root: Path, skip_suffixes: Collection[str] = ()) -> Listing:
     """Return (path, size, mtime_ns) of every file under `root`, sorted.
 
     Hidden files and folders are left out, and so are files whose suffix (lower case) is
-    in `skip_suffixes`. A file that cannot be stat'ed gets size and mtime -1.
+    in `skip_suffixes`. A file that cannot be stat'ed gets size and mtime -1. A link to a
+    folder is not followed (as `os.walk`).
     """
-    listing: Listing = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [name for name in dirs if not name.startswith(".")]
-        for name in files:
-            path = Path(folder, name)
-            if name.startswith(".") or path.suffix.lower() in skip_suffixes:
-                continue
-            try:
-                stat = path.stat()
-            except OSError:
-                stat = None
-            listing.append((path, stat.st_size if stat else -1, stat.st_mtime_ns if stat else -1))
-    return sorted(listing)
+    entries: list[tuple[tuple[str, ...], int, int]] = []
+    _scan(os.fspath(root), (), entries, skip_suffixes)
+    return sorted((Path(root, *parts), size, mtime) for parts, size, mtime in entries)
 
 
 def listing_signature(root: Path, listing: Listing) -> str:
@@ -45,29 +36,36 @@ def folder_signature(root: Path) -> str:
     """`listing_signature(root, list_files(root))`, in about 40 % of its time.
 
     A simulated site checks its folder on every message (`client/data_cache.py`); this
-    walks it with `os.scandir`, whose entries need no `Path` built or made relative.
+    hashes the walk's relative names as they come, with no `Path` built or made relative.
     """
     entries: list[tuple[tuple[str, ...], int, int]] = []
-    _scan(os.fspath(root), (), entries)
+    _scan(os.fspath(root), (), entries, ())
     digest = hashlib.sha256()
     for parts, size, mtime in sorted(entries):  # sorted as Paths sort: part by part
         digest.update(f"{'/'.join(parts)}\0{size}\0{mtime}\n".encode())
     return digest.hexdigest()
 
 
-def _scan(folder: str, parts: tuple[str, ...], out: list[tuple[tuple[str, ...], int, int]]) -> None:
-    """Append (relative parts, size, mtime_ns) of the files under `folder`, as `list_files`."""
+def _scan(
+    folder: str,
+    parts: tuple[str, ...],
+    out: list[tuple[tuple[str, ...], int, int]],
+    skip_suffixes: Collection[str],
+) -> None:
+    """Append (parts relative to the walk's root, size, mtime_ns) of the files under `folder`."""
     try:
         with os.scandir(folder) as found:
             entries = list(found)
-    except OSError:  # os.walk, under list_files, skips a folder it cannot read
+    except OSError:  # as os.walk: a folder that cannot be read is skipped
         return
     for entry in entries:
         if entry.name.startswith("."):
             continue
         if entry.is_dir():  # as os.walk: a link to a folder is a folder, never walked
             if not entry.is_symlink():
-                _scan(entry.path, (*parts, entry.name), out)
+                _scan(entry.path, (*parts, entry.name), out, skip_suffixes)
+            continue
+        if skip_suffixes and os.path.splitext(entry.name)[1].lower() in skip_suffixes:
             continue
         try:
             stat = os.stat(entry.path)

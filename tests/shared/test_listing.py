@@ -1,5 +1,6 @@
 """Stat-based listings and signatures used as cache keys."""
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -38,6 +39,26 @@ def test_file_signature_totals_size_and_takes_the_newest_mtime(tmp_path: Path) -
     assert file_signature(first, second) == "5:9"
 
 
+def _walked(root: Path, skip_suffixes: tuple[str, ...] = ()) -> list[tuple[Path, int, int]]:
+    """The listing `list_files` must give, built independently with `os.walk`."""
+    listing = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [name for name in dirs if not name.startswith(".")]
+        for name in files:
+            path = Path(folder, name)
+            if not name.startswith(".") and path.suffix.lower() not in skip_suffixes:
+                stat = path.stat()
+                listing.append((path, stat.st_size, stat.st_mtime_ns))
+    return sorted(listing)
+
+
+def _hashed(root: Path, listing: list[tuple[Path, int, int]]) -> str:
+    digest = hashlib.sha256()
+    for path, size, mtime in listing:
+        digest.update(f"{path.relative_to(root)}\0{size}\0{mtime}\n".encode())
+    return digest.hexdigest()
+
+
 def test_folder_signature_equals_the_listing_signature_of_a_nested_folder(
     tmp_path: Path,
 ) -> None:
@@ -50,8 +71,13 @@ def test_folder_signature_equals_the_listing_signature_of_a_nested_folder(
     # Execute
     signature = folder_signature(tmp_path)
 
-    # Assert
-    assert signature == listing_signature(tmp_path, list_files(tmp_path))
+    # Assert: the same as an os.walk over the folder (links to folders not followed)
+    walked = _walked(tmp_path)
+    assert list_files(tmp_path) == walked
+    assert list_files(tmp_path, (".dcm",)) == _walked(tmp_path, (".dcm",))
+    assert (
+        signature == listing_signature(tmp_path, list_files(tmp_path)) == _hashed(tmp_path, walked)
+    )
     os.utime(tmp_path / "a" / "b" / "1.dcm", ns=(7, 7))
     assert folder_signature(tmp_path) != signature
-    assert folder_signature(tmp_path) == listing_signature(tmp_path, list_files(tmp_path))
+    assert folder_signature(tmp_path) == _hashed(tmp_path, _walked(tmp_path))
