@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from shared.errors import ConfigError
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
     from shared.config import RunConfig
@@ -103,6 +102,8 @@ def save_bundle(
         "inputs": task.input_spec(),
         "provenance": dict(provenance or {}),
     }
+    import torch  # here: `server run` reads this module to check a run, without torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -134,6 +135,8 @@ def load_bundle(source: Path) -> ModelBundle:
             f"no model at the given path: give a run folder holding {MODEL_FILE} "
             "or a model file written by MedFleet"
         )
+    import torch
+
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many kinds for a file that is not its own

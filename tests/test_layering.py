@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_PACKAGES = ("shared", "client", "server")
 
@@ -107,3 +109,50 @@ def test_every_runtime_module_imports_without_simulations() -> None:
     # The console command still offers every role shipped in the site image.
     assert {"site", "server", "data"} <= set(report["commands"])
     assert "sim" not in report["commands"] and "synth" not in report["commands"]
+
+
+# Runs in a fresh interpreter: the console command's parser, the checks `server run` makes
+# before it submits, and `site approve`'s store; prints the heavy libraries then loaded.
+_LIGHT_COMMANDS = """
+import json, pathlib, sys
+from shared.cli import build_parser
+from server.cli import run_mapping
+from client.approval import ApprovalStore
+args = build_parser().parse_args(["server", "run", "--kit", "k", "--state-dir", "s",
+                                  "--rounds", "2", "--set", "lr=0.01"])
+config = run_mapping(args, 3, pathlib.Path(sys.argv[1]))
+ApprovalStore(pathlib.Path(sys.argv[1])).apps()
+heavy = ("torch", "monai", "sklearn", "scipy", "matplotlib", "highdicom", "ray")
+print(json.dumps({"lr": config["lr"], "loaded": sorted(m for m in heavy if m in sys.modules)}))
+"""
+
+
+def test_commands_that_only_check_and_submit_import_no_torch(tmp_path: Path) -> None:
+    # Execute: `medfleet server run`'s checks (the run config refused or kept) and `site
+    # approve`'s store, as every call of them in a deployment runs them
+    result = subprocess.run(
+        [sys.executable, "-c", _LIGHT_COMMANDS, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    # Assert: the config was checked (lr parsed from --set) without torch, MONAI and the
+    # rest: 7 s of CPU on every such call when a package imported them eagerly
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {"lr": 0.01, "loaded": []}
+
+
+def test_a_lazy_package_export_is_the_defining_module_s_object() -> None:
+    # Execute
+    import shared.volumes
+    from shared.volumes.seg_write import write_seg
+
+    # Assert: the package's name is the module's function; an unknown name still fails
+    assert shared.volumes.write_seg is write_seg
+    assert "write_seg" in vars(shared.volumes)  # cached after the first read
+    with pytest.raises(AttributeError, match="no_such_name"):
+        shared.volumes.no_such_name  # noqa: B018
