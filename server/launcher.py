@@ -260,25 +260,96 @@ def register_sites(srv: ServerKit, flwr_home: Path, state_dir: Path) -> dict[str
     """Register every site's public key (idempotent); return site name -> node id.
 
     A key registered earlier (persistent state) is reported by Flower as already in use;
-    its node id is then taken from `<state_dir>/sites.json`.
+    its node id is then taken from `<state_dir>/sites.json`. The keys go through one
+    Control API client of Flower's own in this process (`flwr supernode register` costs
+    a Python start and Flower's CLI imports, ~2 s of CPU, per site); when Flower's
+    internals differ from the ones this was written against, through the CLI.
     """
     known_file = state_dir / "sites.json"
     known: dict[str, str] = json.loads(known_file.read_text()) if known_file.exists() else {}
-    for name, pub in srv.site_keys.items():
-        rc, out = flwr_cli(
-            ["supernode", "register", str(pub), CONNECTION, "--name", name], flwr_home
-        )
-        if rc == 0 and out.get("success"):
-            known[name] = str(out["node-id"])
-            log.info("registered site %s (node %s)", name, known[name])
-        elif "already in use" in str(out.get("error-message", "")):
-            log.info("site %s was registered before", name)
-        else:
-            raise ProvisioningError(
-                f"registering site '{name}' failed: {out.get('error-message', 'no output')}"
-            )
+    register = _InProcessRegistration(flwr_home)
+    try:
+        for name, pub in srv.site_keys.items():
+            rc, out = register(pub, name)
+            if rc == 0 and out.get("success"):
+                known[name] = str(out["node-id"])
+                log.info("registered site %s (node %s)", name, known[name])
+            elif "already in use" in str(out.get("error-message", "")):
+                log.info("site %s was registered before", name)
+            else:
+                raise ProvisioningError(
+                    f"registering site '{name}' failed: {out.get('error-message', 'no output')}"
+                )
+    finally:
+        register.close()
     known_file.write_text(json.dumps(known, indent=1))
     return known
+
+
+class _InProcessRegistration:
+    """`flwr supernode register KEY --name NAME`'s request and result, in this process.
+
+    Returns what the CLI prints with `--format json`: ``{"success": True, "node-id": ..}``,
+    or ``{"error-message": ...}`` worded by Flower's own CLI error handler.
+    """
+
+    def __init__(self, flwr_home: Path) -> None:
+        self.flwr_home = flwr_home
+        self._client: Any = None
+        self._in_process = True
+
+    def __call__(self, public_key: Path, name: str) -> tuple[int, dict]:
+        if self._in_process:
+            try:
+                return self._register(public_key, name)
+            except (ImportError, AttributeError, TypeError) as err:
+                log.debug("no in-process registration (%s); using the flwr CLI", err)
+                self._in_process = False
+        return flwr_cli(["supernode", "register", str(public_key), CONNECTION, "--name", name],
+                        self.flwr_home)  # fmt: skip
+
+    def _register(self, public_key: Path, name: str) -> tuple[int, dict]:
+        import click
+        from flwr.cli.supernode.register import try_load_public_key
+        from flwr.cli.utils import flwr_cli_exc_handler
+        from flwr.proto.control_pb2 import RegisterNodeRequest
+
+        key = try_load_public_key(public_key)
+        if self._client is None:
+            self._client = control_client(self.flwr_home)
+        try:
+            with flwr_cli_exc_handler():
+                reply = self._client.RegisterNode(
+                    request=RegisterNodeRequest(public_key=key, name=name)
+                )
+        except click.ClickException as err:
+            return 1, {"success": False, "error-message": err.message}
+        if not reply.node_id:
+            return 1, {"success": False, "error-message": "SuperNode couldn't be registered."}
+        return 0, {"success": True, "node-id": reply.node_id}
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+
+
+def control_client(flwr_home: Path) -> Any:
+    """Flower's ControlHttpClient for the connection in `flwr_home` (imported lazily)."""
+    from flwr.cli.flower_config import read_superlink_connection
+    from flwr.cli.utils import init_http_client_from_connection
+
+    before = os.environ.get("FLWR_HOME")
+    os.environ["FLWR_HOME"] = str(flwr_home)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # "Using SuperLink: ..."
+            return init_http_client_from_connection(read_superlink_connection(CONNECTION))
+    finally:
+        if before is None:
+            os.environ.pop("FLWR_HOME", None)
+        else:
+            os.environ["FLWR_HOME"] = before
 
 
 class SiteStatus:
@@ -317,7 +388,7 @@ class SiteStatus:
             return None
         try:
             if self._client is None:
-                self._client = self._connect()
+                self._client = control_client(self.flwr_home)
             response = self._client.ListNodes(ListNodesRequest())
         except (ImportError, AttributeError, TypeError) as err:
             log.debug("no in-process node list (%s); using the flwr CLI", err)
@@ -328,21 +399,6 @@ class SiteStatus:
             self.close()
             return None
         return {str(node.node_id): str(node.status) for node in response.nodes_info}
-
-    def _connect(self) -> Any:  # Flower's ControlHttpClient, imported lazily
-        from flwr.cli.flower_config import read_superlink_connection
-        from flwr.cli.utils import init_http_client_from_connection
-
-        before = os.environ.get("FLWR_HOME")
-        os.environ["FLWR_HOME"] = str(self.flwr_home)
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):  # "Using SuperLink: ..."
-                return init_http_client_from_connection(read_superlink_connection(CONNECTION))
-        finally:
-            if before is None:
-                os.environ.pop("FLWR_HOME", None)
-            else:
-                os.environ["FLWR_HOME"] = before
 
     def _list_with_cli(self) -> dict[str, str] | None:
         rc, out = flwr_cli(["supernode", "ls", CONNECTION], self.flwr_home)
