@@ -6,6 +6,12 @@ check is wrecked; the norm check, FedMedian, FedTrimmedAvg and Multi-Krum (Flowe
 Krum keeping n - f updates) lose at most 0.05 AUC against the clean run. A defended run may
 end above the clean one (it averages four sites instead of five, and which way that goes
 differs between machines), so the bound is one-sided.
+
+Each final global model is scored on a held-out copy of the five sites (another seed, about
+560 images), never on the runs' own validation splits: those hold 48 images, and their
+AUC moves by 0.05 between rounds and machines on its own (measured 2026-12-03: the clean
+run 0.849 on validation against 0.650 held out; FedMedian under the scaling attack 0.793
+against 0.654, so the attack cost 0.056 by the validation split and nothing held out).
 """
 
 from __future__ import annotations
@@ -13,8 +19,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
+from shared.bundle import load_bundle
 from shared.config import RunConfig
+from shared.tasks.base import SiteData, TrainSettings
 from simulations.runner import SimulationOptions, run_simulation_job
 from simulations.synth import generate_sites
 
@@ -41,38 +50,61 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data
 
 
-def _final_auc(data: Path, out: Path, **config: object) -> tuple[float, dict]:
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same five sites' scanners and patients' looks, other patients (another seed)."""
+    data = tmp_path_factory.mktemp("held-out") / "data"
+    generate_sites(data, n_sites=SITES, seed=4242, scale=1.0, difficulty=0.0)
+    return data
+
+
+def _held_out_auc(out: Path, held_out: Path) -> float:
+    """The run's final global model's AUC on each held-out site, weighted by its images."""
+    task, model = load_bundle(out).build()
+    settings = TrainSettings(1, 64, 0.0, 0, torch.device("cpu"))
+    scores = []
+    for site in sorted(held_out.iterdir()):
+        items = task.labelled_items(site)  # type: ignore[attr-defined]
+        val = task.make_dataset(items, train=False)  # type: ignore[attr-defined]
+        result = task.evaluate(model, SiteData(site.name, [], val), settings)
+        scores.append((result.num_examples, result.metrics["auc"]))
+    return sum(n * auc for n, auc in scores) / sum(n for n, _ in scores)
+
+
+def _final_auc(data: Path, held_out: Path, out: Path, **config: object) -> tuple[float, dict]:
     run = RunConfig.from_mapping(
         {**SCHEDULE, "sim-data-root": str(data), "out-dir": str(out), **config}
     )
     record = run_simulation_job(SimulationOptions(run, SITES, data))
     assert record["status"] == "completed", record.get("error")
-    return float(record["rounds"][-1]["evaluate"]["aggregated"]["auc"]), record
+    return _held_out_auc(out, held_out), record
 
 
 @pytest.fixture(scope="module")
-def clean_auc(sites: Path, tmp_path_factory: pytest.TempPathFactory) -> float:
-    auc, _ = _final_auc(sites, tmp_path_factory.mktemp("clean"))
-    assert auc >= 0.75  # the clean federation learns; otherwise nothing below means much
+def clean_auc(sites: Path, held_out: Path, tmp_path_factory: pytest.TempPathFactory) -> float:
+    auc, _ = _final_auc(sites, held_out, tmp_path_factory.mktemp("clean"))
+    assert auc >= 0.6  # the clean federation learns; otherwise nothing below means much
     return auc
 
 
 @pytest.mark.parametrize("attack", [SCALE, FLIP])
 def test_plain_fedavg_without_the_norm_check_is_wrecked(
-    sites: Path, tmp_path: Path, clean_auc: float, attack: str
+    sites: Path, held_out: Path, tmp_path: Path, clean_auc: float, attack: str
 ) -> None:
     # Execute
-    auc, _ = _final_auc(sites, tmp_path, **{"max-update-norm-ratio": 0, "debug-attack": attack})
+    auc, _ = _final_auc(
+        sites, held_out, tmp_path, **{"max-update-norm-ratio": 0, "debug-attack": attack}
+    )
 
     # Assert: no better than chance, far below the clean run
-    assert auc <= 0.6 and auc < clean_auc - 0.15, (auc, clean_auc)
+    assert auc <= 0.55 and auc < clean_auc - 0.08, (auc, clean_auc)
 
 
 def test_the_norm_check_refuses_the_scaled_update(
-    sites: Path, tmp_path: Path, clean_auc: float
+    sites: Path, held_out: Path, tmp_path: Path, clean_auc: float
 ) -> None:
     # Execute: four honest sites are enough for a round
-    auc, record = _final_auc(sites, tmp_path, **{"min-sites": 4, "debug-attack": SCALE})
+    auc, record = _final_auc(sites, held_out, tmp_path, **{"min-sites": 4, "debug-attack": SCALE})
 
     # Assert
     assert all(r["refused"] == ["site-3"] for r in record["rounds"])
@@ -90,11 +122,11 @@ def test_the_norm_check_refuses_the_scaled_update(
     ids=["fedmedian", "fedtrimmedavg", "krum"],
 )
 def test_robust_strategies_stay_close_to_the_clean_run(
-    sites: Path, tmp_path: Path, clean_auc: float, strategy: dict, attack: str
+    sites: Path, held_out: Path, tmp_path: Path, clean_auc: float, strategy: dict, attack: str
 ) -> None:
     # Execute: the norm check off, so the strategy alone must resist
     config = {**strategy, "max-update-norm-ratio": 0, "debug-attack": attack}
-    auc, _ = _final_auc(sites, tmp_path, **config)
+    auc, _ = _final_auc(sites, held_out, tmp_path, **config)
 
     # Assert
     assert auc >= clean_auc - 0.05, (strategy, attack, auc, clean_auc)
