@@ -14,22 +14,34 @@ sends its heartbeats at (Flower: 30 s, a constant). The server counts a site off
 intervals after its last heartbeat: from then on it answers the site's pending messages
 with "node unavailable" instead of letting the round wait, and it lets a restarted site
 in again (until then it refuses the site's key as still connected).
+
+A server error (HTTP 500, e.g. the SuperLink's state database locked for a moment under
+load) is retried like a 502-504, with Flower's backoff (`retry_server_errors`): Flower
+1.42 gives up on it, which ends the SuperNode's connection, and its heartbeat thread dies
+on the same error. Should Flower's connection loop end anyway, the process exits (code
+`CONNECTION_ENDED`) instead of lingering without a connection: the site daemon then
+starts it again. Found in the suite: a 500 on one pull left a site's SuperNode alive and
+silent, and every later round waited for it until its timeout.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import os
 import sys
 import time
+import traceback
 from types import ModuleType
 from typing import Any
 
 __all__ = [
+    "CONNECTION_ENDED",
     "FLOWER_HEARTBEAT_S",
     "FLOWER_IDLE_WAIT_S",
     "PollClock",
     "main",
+    "retry_server_errors",
     "set_heartbeat_interval",
     "set_poll_interval",
 ]
@@ -42,6 +54,9 @@ _PULL = "_pull_and_store_message"  # the loop's pull: returns the message's run,
 FLOWER_HEARTBEAT_S = 30.0  # Flower's HEARTBEAT_DEFAULT_INTERVAL
 # Where the SuperNode reads the interval: what it announces, and its sender's period.
 _HEARTBEAT_MODULES = ("flwr.supernode.fleet_http_connection", "flwr.supercore.heartbeat")
+#: Exit code of a SuperNode whose connection loop ended without a signal (a server error
+#: Flower does not retry): the site daemon logs it and starts the SuperNode again.
+CONNECTION_ENDED = 75
 
 
 class PollClock:
@@ -126,6 +141,51 @@ def set_heartbeat_interval(interval: float) -> bool:
     return True
 
 
+def retry_server_errors() -> bool:
+    """Make this process's SuperNode retry an HTTP 500 from the server, not give up.
+
+    Flower's HTTP retry treats 502, 503 and 504 as passing and anything else as final;
+    its heartbeat sender treats 502-504 as a failed beat to retry and lets any other
+    error end its thread. Here 500 joins the passing errors of both, so a moment's
+    server error costs a retry (logged by Flower: "Connection attempt failed, retrying
+    in ... seconds") instead of the site's connection. False (nothing changed) when a
+    Flower release no longer has these where 1.41/1.42 have them.
+    """
+    try:
+        import httpx
+        from flwr.supercore.retry import http_retry
+        from flwr.supernode import fleet_http_connection
+    except ImportError:
+        return False
+    codes = getattr(http_retry, "_RETRYABLE_STATUS_CODES", None)
+    sender = getattr(fleet_http_connection, "HeartbeatSender", None)
+    if not isinstance(codes, frozenset) or not isinstance(sender, type):
+        return False
+    http_retry._RETRYABLE_STATUS_CODES = codes | {httpx.codes.INTERNAL_SERVER_ERROR}
+    if not getattr(sender, "_medfleet_retries_server_errors", False):
+
+        class RetryingHeartbeatSender(sender):  # type: ignore[misc, valid-type]
+            """Flower's sender, whose beat reports a server error as a failed beat."""
+
+            _medfleet_retries_server_errors = True
+
+            def __init__(self, heartbeat_fn: Any, *args: Any, **kwargs: Any) -> None:
+                def beat() -> bool:
+                    try:
+                        return bool(heartbeat_fn())
+                    except httpx.HTTPStatusError as err:
+                        if err.response.status_code >= 500:
+                            log.warning("heartbeat: server error %s, retrying",
+                                        err.response.status_code)  # fmt: skip
+                            return False
+                        raise
+
+                super().__init__(beat, *args, **kwargs)
+
+        fleet_http_connection.HeartbeatSender = RetryingHeartbeatSender  # type: ignore[misc]
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     """`python -m client.supernode [--poll-interval S] [--idle-poll-interval S]
     [--heartbeat-interval S] ARGS...`.
@@ -158,8 +218,24 @@ def main(argv: list[str] | None = None) -> None:
                     "has no effect")  # fmt: skip
     if not quicker_object_pulls():
         log.debug("this Flower release pulls objects differently: its own retry waits")
+    if not retry_server_errors():
+        logging.basicConfig(level=logging.INFO)
+        log.warning("this Flower release retries differently: a server error (HTTP 500) "
+                    "may end this SuperNode's connection; the site daemon restarts it")  # fmt: skip
     sys.argv = ["flower-supernode", *args]
-    flower_supernode()
+    # Flower's loop ends by itself only on a signal (which exits the process) or on an
+    # error: then its runtime server's thread would keep this process alive, unconnected.
+    try:
+        flower_supernode()
+        ended = "the SuperNode's connection to the server ended (the error is above)"
+    except Exception as err:
+        traceback.print_exc()
+        ended = f"the SuperNode failed ({type(err).__name__})"
+    logging.basicConfig(level=logging.INFO)
+    log.error("%s: exiting so that the site daemon starts it again", ended)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(CONNECTION_ENDED)
 
 
 if __name__ == "__main__":
