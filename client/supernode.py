@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
         ended = "the SuperNode's connection to the server ended (the error is above)"
     except Exception as err:
         traceback.print_exc()
-        ended = f"the SuperNode failed ({type(err).__name__})"
+        ended = f"the SuperNode failed ({type(err).__name__}: {err})"
     logging.basicConfig(level=logging.INFO)
     log.error("%s: exiting so that the site daemon starts it again", ended)
     sys.stdout.flush()

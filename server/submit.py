@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import subprocess
-from collections.abc import Mapping
+import sys
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from server.launcher import CONNECTION
 from shared.errors import ConfigError
 from shared.process import flower_env, flower_executable
 
-__all__ = ["app_hash", "default_app_dir", "run_config_args", "submit_run"]
+__all__ = [
+    "app_hash",
+    "default_app_dir",
+    "follow_run",
+    "run_config_args",
+    "run_status",
+    "submit_run",
+]
 
 log = logging.getLogger("medfleet.server.submit")
 
 Scalar = int | float | str | bool
+
+#: What `flwr run` prints once the SuperLink accepted the run.
+_STARTED = re.compile(r"Successfully started run (\d+)")
 
 
 def default_app_dir() -> Path:
@@ -74,4 +88,60 @@ def submit_run(
         flush=True,
     )
     log.info("submitting run: %s", " ".join(command[1:]))
-    return subprocess.run(command, env=flower_env(flwr_home), check=False).returncode
+    if not stream:
+        return subprocess.run(command, env=flower_env(flwr_home), check=False).returncode
+    code, run_id = _streamed(command, flower_env(flwr_home))
+    if code == 0 and run_id is not None:
+        follow_run(run_id, flwr_home)
+    return code
+
+
+def _streamed(command: Sequence[str], env: Mapping[str, str]) -> tuple[int, int | None]:
+    """Run `command` with its output passed through; its exit code and the run's ID."""
+    run_id = None
+    with subprocess.Popen(
+        list(command), env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, errors="replace",
+    ) as proc:  # fmt: skip
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            if run_id is None and (started := _STARTED.search(line)):
+                run_id = int(started[1])
+    return proc.returncode, run_id
+
+
+def run_status(run_id: int, flwr_home: Path, tries: int = 3) -> str | None:
+    """Flower's status of run `run_id` (e.g. ``running``, ``finished:completed``), else None."""
+    command = [flower_executable("flwr"), "ls", CONNECTION, "--run-id", str(run_id)]
+    for attempt in range(tries):
+        done = subprocess.run(
+            [*command, "--format", "json"], env=flower_env(flwr_home), capture_output=True,
+            text=True, check=False,
+        )  # fmt: skip
+        try:
+            answer = json.loads(done.stdout[done.stdout.find("{") :])
+            return str(answer["runs"][0]["status"])
+        except (ValueError, KeyError, IndexError, TypeError):
+            if attempt + 1 < tries:
+                time.sleep(2.0)
+    return None
+
+
+def follow_run(run_id: int, flwr_home: Path, pause_s: float = 2.0) -> None:
+    """Attach to the run's log stream again for as long as the run has not finished.
+
+    `flwr run --stream` returns when the SuperLink ends the log stream, also when it ends
+    it with an error while the run goes on (seen under load: its state database locked
+    for a moment); `server run` would then report a running run as failed.
+    """
+    while (status := run_status(run_id, flwr_home)) is not None:
+        if status.startswith("finished"):
+            return
+        log.warning("the run's log stream ended while run %d is %s: following its log again "
+                    "(from its start)", run_id, status)  # fmt: skip
+        command = [flower_executable("flwr"), "log", str(run_id), CONNECTION, "--stream"]
+        subprocess.run(command, env=flower_env(flwr_home), check=False)
+        time.sleep(pause_s)
+    log.warning("could not read the status of run %d from the SuperLink", run_id)

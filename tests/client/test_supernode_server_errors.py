@@ -119,4 +119,5 @@ def test_the_supernode_exits_when_flowers_loop_ends(how: str) -> None:
     # Assert: it exits at once with the code the site daemon restarts on, saying why
     assert done.returncode == supernode.CONNECTION_ENDED, done.stderr[-2000:]
     assert "exiting so that the site daemon starts it again" in done.stderr
-    assert ("FileNotFoundError" in done.stderr) == (how == "failed")
+    last = done.stderr.strip().splitlines()[-1]  # what the daemon logs as the cause
+    assert ("FileNotFoundError: flower-superexec" in last) == (how == "failed"), last
