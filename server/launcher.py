@@ -15,6 +15,7 @@ import os
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,9 +93,13 @@ class ServerKit:
 
 
 def superlink_command(srv: ServerKit, state_dir: Path, host: str, port: int) -> list[str]:
-    """The `flower-superlink` command line: TLS, node auth, state on disk, no uv installs."""
+    """Flower's SuperLink command line: TLS, node auth, state on disk, no uv installs.
+
+    Started through `server.superlink` (Flower's `flower-superlink` with a longer wait for
+    its locked state database).
+    """
     return [
-        flower_executable("flower-superlink"),
+        sys.executable, "-m", "server.superlink",
         "--ssl-ca-certfile", str(srv.ca_cert),
         "--ssl-certfile", str(srv.cert),
         "--ssl-keyfile", str(srv.key),

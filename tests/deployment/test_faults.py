@@ -97,7 +97,7 @@ def test_server_crash_is_resumed_with_no_round_lost(fleet3: Fleet) -> None:
     assert not (out / "checkpoints" / "round-3.npz").exists()  # the crash was in round 3
     assert before["status"] == "running"
     commands = " | ".join(killed.values())
-    assert "flower-superlink" in commands and "flwr-serverapp" in commands, commands
+    assert "server.superlink" in commands and "flwr-serverapp" in commands, commands
     # Execute: the same `server start` on the same state folder, then `server run --resume`
     log_file = fleet.start_server("server-restarted.log")
     fleet.wait_online(log_file, fleet.sites)
