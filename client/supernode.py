@@ -144,24 +144,22 @@ def set_heartbeat_interval(interval: float) -> bool:
 def retry_server_errors() -> bool:
     """Make this process's SuperNode retry an HTTP 500 from the server, not give up.
 
-    Flower's HTTP retry treats 502, 503 and 504 as passing and anything else as final;
-    its heartbeat sender treats 502-504 as a failed beat to retry and lets any other
-    error end its thread. Here 500 joins the passing errors of both, so a moment's
-    server error costs a retry (logged by Flower: "Connection attempt failed, retrying
-    in ... seconds") instead of the site's connection. False (nothing changed) when a
-    Flower release no longer has these where 1.41/1.42 have them.
+    Flower's HTTP retry treats 502, 503 and 504 as passing and anything else as final
+    (`shared.http_retry`); its heartbeat sender treats 502-504 as a failed beat to retry
+    and lets any other error end its thread. Here 500 joins the passing errors of both,
+    so a moment's server error costs a retry instead of the site's connection. False
+    (nothing changed) when a Flower release no longer has these where 1.41/1.42 have them.
     """
+    from shared import http_retry
+
     try:
         import httpx
-        from flwr.supercore.retry import http_retry
         from flwr.supernode import fleet_http_connection
     except ImportError:
         return False
-    codes = getattr(http_retry, "_RETRYABLE_STATUS_CODES", None)
     sender = getattr(fleet_http_connection, "HeartbeatSender", None)
-    if not isinstance(codes, frozenset) or not isinstance(sender, type):
+    if not isinstance(sender, type) or not http_retry.retry_server_errors():
         return False
-    http_retry._RETRYABLE_STATUS_CODES = codes | {httpx.codes.INTERNAL_SERVER_ERROR}
     if not getattr(sender, "_medfleet_retries_server_errors", False):
 
         class RetryingHeartbeatSender(sender):  # type: ignore[misc, valid-type]

@@ -23,6 +23,7 @@ from server.workflow import BoundedClientManager, MedFleetWorkflow
 from shared.bundle import MODEL_FILE, load_for_run, model_path
 from shared.config import RunConfig, SecAggConfig
 from shared.errors import ConfigError, MedFleetError
+from shared.http_retry import retry_server_errors
 from shared.object_pull import quicker_object_pulls
 from shared.tasks import get_task
 from shared.tasks.base import Task
@@ -44,6 +45,8 @@ def build_server_app(overrides: Mapping[str, Any] | None = None) -> ServerApp:
         # The sites' replies are pulled sooner, and a reply whose upload was cut off (a
         # site killed mid-upload) is given up after round-timeout, not Flower's 180 s.
         quicker_object_pulls(give_up_after_s=run.round_timeout)
+        # A moment's HTTP 500 from the SuperLink (its database locked) is retried, not fatal.
+        retry_server_errors()
         _run(grid, context, run)
 
     return server_app

@@ -52,9 +52,21 @@ def _invoker() -> object:
     return invoker
 
 
-def test_flower_alone_gives_up_on_a_server_error() -> None:
-    # Prepare: the installed Flower's own rule (the reason for the patch)
-    call, calls = _failing([500])
+def test_flower_alone_retries_only_bad_gateway_and_unavailable() -> None:
+    # Prepare: a fresh process (a simulation in this one may have patched it already)
+    probe = (
+        "from flwr.supercore.retry import http_retry as h\n"
+        "print(sorted(map(int, h._RETRYABLE_STATUS_CODES)))"
+    )
+    # Execute
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    # Assert: Flower's own rule, the reason for the patch
+    assert done.stdout.strip() == "[502, 503, 504]", done.stderr[-2000:]
+
+
+def test_a_status_outside_the_passing_ones_is_final() -> None:
+    # Prepare
+    call, calls = _failing([404])
     # Execute / Assert
     with pytest.raises(httpx.HTTPStatusError):
         _invoker().invoke(call)  # type: ignore[attr-defined]
