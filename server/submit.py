@@ -114,12 +114,12 @@ def _streamed(command: Sequence[str], env: Mapping[str, str]) -> tuple[int, int 
 
 def run_status(run_id: int, flwr_home: Path, tries: int = 3) -> str | None:
     """Flower's status of run `run_id` (e.g. ``running``, ``finished:completed``), else None."""
-    command = [flower_executable("flwr"), "ls", CONNECTION, "--run-id", str(run_id)]
+    command = [flower_executable("flwr"), "ls", CONNECTION, "--run-id", str(run_id),
+               "--format", "json"]  # fmt: skip
     for attempt in range(tries):
         done = subprocess.run(
-            [*command, "--format", "json"], env=flower_env(flwr_home), capture_output=True,
-            text=True, check=False,
-        )  # fmt: skip
+            command, env=flower_env(flwr_home), capture_output=True, text=True, check=False
+        )
         try:
             answer = json.loads(done.stdout[done.stdout.find("{") :])
             return str(answer["runs"][0]["status"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,8 @@ def test_superlink_runs_with_tls_auth_state_and_no_installs(kits: Path, tmp_path
     srv = ServerKit.load(kits / "server")
     # Execute
     cmd = superlink_command(srv, tmp_path / "state", "0.0.0.0", srv.port)
-    # Assert
+    # Assert: Flower's SuperLink through server.superlink (its longer database wait)
+    assert cmd[:3] == [sys.executable, "-m", "server.superlink"]
     for flag in ("--enable-supernode-auth", "--disable-runtime-dependency-installation"):
         assert flag in cmd
     assert "--insecure" not in cmd

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from flwr.supercore import sql_mixin
 
-from server import launcher, superlink
+from server import superlink
 
 
 @pytest.fixture
@@ -77,15 +77,3 @@ def test_a_locked_database_is_waited_for_not_failed(tmp_path: Path, restored: No
     assert sorted(r[0] for r in connection.execute("SELECT x FROM t")) == [1, 2]
     connection.close()
     assert holder.wait(timeout=30) == 0
-
-
-def test_server_start_runs_the_superlink_through_this_module(tmp_path: Path) -> None:
-    # Prepare
-    kit = launcher.ServerKit.__new__(launcher.ServerKit)
-    for name in ("ca_cert", "cert", "key"):
-        object.__setattr__(kit, name, tmp_path / f"{name}.pem")
-    # Execute
-    command = launcher.superlink_command(kit, tmp_path, "0.0.0.0", 9092)
-    # Assert
-    assert command[:3] == [sys.executable, "-m", "server.superlink"]
-    assert command[command.index("--database") + 1] == str(tmp_path / "superlink.db")
