@@ -124,7 +124,7 @@ class Fleet:
         self.server = self.procs.start(
             [*args, "--status-interval", str(STATUS_INTERVAL_S)], log_file, prefix=self.on_server()
         )
-        harness.wait_for(log_file, r"SuperLink pid \d+ serving", 120, self.server)
+        harness.wait_for(log_file, r"SuperLink pid \d+ serving", 240, self.server)
         return log_file
 
     def start_site(self, site: str) -> subprocess.Popen[bytes]:
@@ -148,7 +148,7 @@ class Fleet:
         )
         return self.daemons[site]
 
-    def start(self, timeout: float = 150) -> Path:
+    def start(self, timeout: float = 300) -> Path:
         """Server and every site daemon; return the server log once all sites are online."""
         log_file = self.start_server()
         for site in self.sites:
@@ -156,7 +156,7 @@ class Fleet:
         self.wait_online(log_file, self.sites, timeout)
         return log_file
 
-    def wait_online(self, log_file: Path, sites: Sequence[str], timeout: float = 150) -> None:
+    def wait_online(self, log_file: Path, sites: Sequence[str], timeout: float = 300) -> None:
         """Wait until the server's status line lists exactly `sites` as connected."""
         pattern = rf"sites connected: {', '.join(sites)};"
         harness.wait_for(log_file, pattern, timeout, self.server)
