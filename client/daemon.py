@@ -34,6 +34,8 @@ from shared.errors import ConfigError, ProvisioningError
 from shared.process import exit_on_sigterm, flower_env, spawn, stop
 
 __all__ = [
+    "DATA_CACHE_DIR",
+    "DATA_CACHE_KEY",
     "SiteKit",
     "check_server_certificate",
     "claim_site",
@@ -43,6 +45,14 @@ __all__ = [
 ]
 
 log = logging.getLogger("medfleet.site.daemon")
+
+# Each ClientApp task is a process of its own (a fork of the launcher), so an in-memory
+# cache of decoded images dies with it: without a cache on disk a site decoded all its
+# DICOM again for every training and evaluation request (160 images: 5-6 s a request,
+# 1.7-1.9 s from the cache). The daemon keeps the tasks' preprocessed images here, in
+# its state folder; `--node-config cache-dir=DIR` moves it, `cache-dir=` turns it off.
+DATA_CACHE_KEY = "cache-dir"
+DATA_CACHE_DIR = "data-cache"
 
 # Flower prints this (exit code 305) when the SuperLink refuses the site's key.
 _REFUSED = "Failed to activate SuperNode"
@@ -344,11 +354,15 @@ def run_site(
     """
     if not data_dir.is_dir():
         raise ConfigError(f"site data folder {data_dir} is not a directory; pass --data")
+    node_config = {DATA_CACHE_KEY: str(state_dir / DATA_CACHE_DIR), **(node_config or {})}
     command = supernode_command(
         kit_, data_dir, device, runtime_port, node_config, poll_interval, heartbeat_interval,
         idle_poll_interval,
     )  # fmt: skip
     with claim_site(state_dir, runtime_port):
+        if node_config[DATA_CACHE_KEY] == str(state_dir / DATA_CACHE_DIR):
+            # Decoded pixels: as private as the DICOM they come from
+            (state_dir / DATA_CACHE_DIR).mkdir(mode=0o700, exist_ok=True)
         announce_approvals(state_dir, allow_any_app)
         command += process_isolation(state_dir)
         launcher = launcher_command(kit_, state_dir, runtime_port, allow_any_app)
