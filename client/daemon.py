@@ -35,7 +35,6 @@ from shared.process import exit_on_sigterm, flower_env, spawn, stop
 
 __all__ = [
     "DATA_CACHE_DIR",
-    "DATA_CACHE_KEY",
     "SiteKit",
     "check_server_certificate",
     "claim_site",
@@ -51,7 +50,6 @@ log = logging.getLogger("medfleet.site.daemon")
 # DICOM again for every training and evaluation request (160 images: 5-6 s a request,
 # 1.7-1.9 s from the cache). The daemon keeps the tasks' preprocessed images here, in
 # its state folder; `--node-config cache-dir=DIR` moves it, `cache-dir=` turns it off.
-DATA_CACHE_KEY = "cache-dir"
 DATA_CACHE_DIR = "data-cache"
 
 # Flower prints this (exit code 305) when the SuperLink refuses the site's key.
@@ -354,15 +352,16 @@ def run_site(
     """
     if not data_dir.is_dir():
         raise ConfigError(f"site data folder {data_dir} is not a directory; pass --data")
-    node_config = {DATA_CACHE_KEY: str(state_dir / DATA_CACHE_DIR), **(node_config or {})}
+    default_cache = state_dir / DATA_CACHE_DIR
+    node_config = {"cache-dir": str(default_cache), **(node_config or {})}
     command = supernode_command(
         kit_, data_dir, device, runtime_port, node_config, poll_interval, heartbeat_interval,
         idle_poll_interval,
     )  # fmt: skip
     with claim_site(state_dir, runtime_port):
-        if node_config[DATA_CACHE_KEY] == str(state_dir / DATA_CACHE_DIR):
+        if node_config["cache-dir"] == str(default_cache):
             # Decoded pixels: as private as the DICOM they come from
-            (state_dir / DATA_CACHE_DIR).mkdir(mode=0o700, exist_ok=True)
+            default_cache.mkdir(mode=0o700, exist_ok=True)
         announce_approvals(state_dir, allow_any_app)
         command += process_isolation(state_dir)
         launcher = launcher_command(kit_, state_dir, runtime_port, allow_any_app)
