@@ -33,6 +33,15 @@ local._start_local_superlink()
 """
 
 
+def _run(
+    command: list[str], env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run `command` in `env`, its output captured as text, whatever its exit code."""
+    return subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
 def _stop_local_superlink(flwr_home: Path) -> None:
     """Stop, by PID, the SuperLink `flwr run` left running for this FLWR_HOME."""
     for proc in psutil.process_iter(["pid", "cmdline"]):
@@ -55,14 +64,7 @@ def _start_local_superlink(flwr_home: Path) -> dict[str, str]:
                 "FLWR_LOCAL_CONTROL_API_PORT": str(free_port()),
             },
         )
-        started = subprocess.run(
-            [sys.executable, "-c", START_LOCAL_SUPERLINK],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=400,
-            check=False,
-        )
+        started = _run([sys.executable, "-c", START_LOCAL_SUPERLINK], env, timeout=400)
         if started.returncode == 0:
             return env
         said = started.stdout + started.stderr
@@ -79,13 +81,10 @@ def _finished_status(run_id: str, env: dict[str, str], timeout: float = 900) -> 
     deadline = time.monotonic() + timeout
     entry: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        listed = subprocess.run(
+        listed = _run(
             [flower_executable("flwr"), "ls", "--run-id", run_id, "--format", "json"],
-            env=env,
-            capture_output=True,
-            text=True,
+            env,
             timeout=120,
-            check=False,
         )
         if listed.returncode == 0:
             entry = json.loads(listed.stdout)["runs"][0]
@@ -109,14 +108,7 @@ def _needs_another_try(
         return True
     if status.get("status") != "finished:failed":
         return False
-    shown = subprocess.run(
-        [flower_executable("flwr"), "log", status["run-id"], "--show"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    shown = _run([flower_executable("flwr"), "log", status["run-id"], "--show"], env, timeout=120)
     return "node timed out during startup" in shown.stdout
 
 
@@ -141,14 +133,7 @@ def test_flwr_run_trains_the_sites_like_medfleet_sim(tmp_path: Path) -> None:
     try:
         env = _start_local_superlink(home)
         for _ in range(3):
-            done = subprocess.run(
-                [*command, "--run-config", run_config],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=600,
-                check=False,
-            )
+            done = _run([*command, "--run-config", run_config], env, timeout=600)
             started = re.search(r"Successfully started run (\d+)", done.stdout)
             status = _finished_status(started[1], env) if started else {}
             if not _needs_another_try(done, status, env):
